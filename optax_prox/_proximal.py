@@ -107,11 +107,22 @@ def proximal_regularize(
       )
 
   def init_fn(params: optax.Params) -> ProximalRegularizeState:
-    anchor = jax.tree.map(
-        lambda p: jnp.zeros_like(p, dtype=anchor_dtype or p.dtype), params
+
+    def zeros_placed_like(p):
+      zeros = jnp.zeros_like(p, dtype=anchor_dtype or p.dtype)
+      if isinstance(p, jax.core.Tracer):
+        # Under jit with automatic sharding a constant has no sharding of
+        # its own and comes out replicated; selecting it against the param
+        # makes XLA shard it like the param.
+        zeros = jnp.where(True, zeros, p.astype(zeros.dtype))
+      return zeros
+
+    anchor = jax.tree.map(zeros_placed_like, params)
+    return ProximalRegularizeState(
+        anchor,
+        inner_step=jnp.zeros([], jnp.int32),
+        prox_count=jnp.zeros([], jnp.int32),  # separate buffers: donatable
     )
-    zero = jnp.zeros([], jnp.int32)
-    return ProximalRegularizeState(anchor, inner_step=zero, prox_count=zero)
 
   def update_fn(
       updates: optax.Updates,

@@ -27,9 +27,9 @@ def _concrete_float(value: Any) -> float | None:
 
 def check_period(period: Any) -> int:
   """Checks that ``period`` is a static integer in ``[1, 2**31 - 1]``."""
-  if isinstance(period, jax.core.Tracer):
+  if isinstance(period, jax.Array):
     raise TypeError(
-        "period must be a static Python int, but it is traced. With"
+        "period must be a static Python int, but it is a JAX array. With"
         " optax.inject_hyperparams pass static_args=('period',)."
     )
   if isinstance(period, bool) or not isinstance(period, (int, np.integer)):

@@ -1,0 +1,81 @@
+"""The published update rules of TRSGD and TRAdam, stated in plain NumPy.
+
+This file is written from the rules (step k from 0, inner index i = k mod S,
+anchor refreshed when i == 0, mu_k = 2 * lambda_w / eta_k, L2 decay after
+the proximal term, step size eta_k / (i + 1)), not from the library, so the
+tests compare the library against an independent statement. It computes in
+float64.
+"""
+
+from typing import Callable
+
+import numpy as np
+
+GradFn = Callable[[np.ndarray, int], np.ndarray]
+LrFn = Callable[[int], float]
+
+
+def _trajectory(
+    direction: Callable[[np.ndarray, int], np.ndarray],
+    grad_fn: GradFn,
+    w0: np.ndarray,
+    lr: LrFn,
+    steps: int,
+    period: int,
+    lambda_w: float | None,
+    weight_decay: float,
+) -> list[np.ndarray]:
+  """Runs the outer/inner loops; ``direction(g, k)`` is the optimizer."""
+  lambda_w = 0.1 * lr(0) if lambda_w is None else lambda_w
+  w = np.asarray(w0, np.float64)
+  anchor = None
+  trajectory = [w]
+  for k in range(steps):
+    i = k % period
+    eta = lr(k)
+    if i == 0:
+      anchor = w.copy()
+    mu = 2 * lambda_w / eta if eta > 0 else 0.0
+    g = grad_fn(w, k) + mu * (w - anchor) + weight_decay * w
+    w = w - eta / (i + 1) * direction(g, k)
+    trajectory.append(w)
+  return trajectory
+
+
+def trsgd(
+    grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
+    lambda_w: float | None = None, momentum: float = 0.9,
+    nesterov: bool = False, weight_decay: float = 0.0,
+) -> list[np.ndarray]:
+  """TRSGD: heavy ball ``buf <- m buf + g``, ``w <- w - eta/(i+1) buf``."""
+  buf = np.zeros_like(np.asarray(w0, np.float64))
+
+  def heavy_ball(g, k):
+    del k
+    nonlocal buf
+    buf = momentum * buf + g
+    return g + momentum * buf if nesterov else buf
+
+  return _trajectory(heavy_ball, grad_fn, w0, lr, steps, period, lambda_w,
+                     weight_decay)
+
+
+def tradam(
+    grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
+    lambda_w: float | None = None, b1: float = 0.9, b2: float = 0.999,
+    eps: float = 1e-8, weight_decay: float = 0.0,
+) -> list[np.ndarray]:
+  """TRAdam: Adam moments on g, bias correction over all steps k."""
+  m = np.zeros_like(np.asarray(w0, np.float64))
+  v = np.zeros_like(m)
+
+  def adam(g, k):
+    nonlocal m, v
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** (k + 1))
+    v_hat = v / (1 - b2 ** (k + 1))
+    return m_hat / (np.sqrt(v_hat) + eps)
+
+  return _trajectory(adam, grad_fn, w0, lr, steps, period, lambda_w,
+                     weight_decay)

@@ -1,0 +1,91 @@
+"""Property tests over random pytrees, shapes, dtypes, periods, optimizers."""
+
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optax_prox
+
+SETTINGS = hypothesis.settings(
+    derandomize=True, max_examples=25, deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16]
+OPTIMIZERS = {
+    "sgd": lambda: optax.sgd(0.1, momentum=0.9),
+    "adam": lambda: optax.adam(1e-2),
+    "lion": lambda: optax.lion(1e-3),
+    "rmsprop": lambda: optax.rmsprop(1e-2),
+}
+
+
+@st.composite
+def pytrees(draw):
+  """Dicts and lists of small arrays of mixed shapes and dtypes."""
+  shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
+  leaves = draw(st.lists(st.tuples(shapes, st.sampled_from(DTYPES)),
+                         min_size=1, max_size=4))
+  rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+  arrays = [jnp.asarray(rng.normal(size=shape), dtype) for shape, dtype
+            in leaves]
+  if draw(st.booleans()):
+    return {f"leaf{i}": a for i, a in enumerate(arrays)}
+  return [arrays[0], {"rest": arrays[1:]}]
+
+
+def noisy_steps(params, steps, seed):
+  """A sequence of (grads, params) pairs: params need not follow updates."""
+  rng = np.random.default_rng(seed)
+  for _ in range(steps):
+    draw = lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype)
+    yield jax.tree.map(draw, params), jax.tree.map(draw, params)
+
+
+def updates_of(tx, params, steps, seed):
+  state = tx.init(params)
+  out = []
+  for grads, p in noisy_steps(params, steps, seed):
+    updates, state = tx.update(grads, state, p)
+    out.append(updates)
+  return out, state
+
+
+@pytest.mark.optax_not_strict
+@SETTINGS
+@hypothesis.given(
+    params=pytrees(), period=st.integers(1, 5),
+    strength=st.floats(0.0, 5.0), neutral=st.sampled_from(["zero", "one"]),
+    name=st.sampled_from(sorted(OPTIMIZERS)), seed=st.integers(0, 99))
+def test_strength_zero_or_period_one_changes_nothing(params, period, strength,
+                                                     neutral, name, seed):
+  if neutral == "zero":
+    prox = optax_prox.proximal_regularize(0.0, period)
+  else:
+    prox = optax_prox.proximal_regularize(strength, 1)
+  ours, _ = updates_of(optax.chain(prox, OPTIMIZERS[name]()), params, 6, seed)
+  bare, _ = updates_of(OPTIMIZERS[name](), params, 6, seed)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(bare)):
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(np.asarray(a, np.float32),
+                                  np.asarray(b, np.float32))
+
+
+@SETTINGS
+@hypothesis.given(params=pytrees(), period=st.integers(1, 6),
+                  steps=st.integers(1, 13), seed=st.integers(0, 99),
+                  anchor_dtype=st.sampled_from([None, jnp.bfloat16]))
+def test_anchor_is_the_params_of_the_last_refresh(params, period, steps, seed,
+                                                   anchor_dtype):
+  tx = optax_prox.proximal_regularize(0.5, period, anchor_dtype=anchor_dtype)
+  passed = [p for _, p in noisy_steps(params, steps, seed)]
+  _, state = updates_of(tx, params, steps, seed)
+  last_refresh = passed[(steps - 1) // period * period]
+  for a, p in zip(jax.tree.leaves(state.anchor),
+                  jax.tree.leaves(last_refresh)):
+    assert a.dtype == (anchor_dtype or p.dtype)
+    np.testing.assert_array_equal(a, p.astype(a.dtype))
+  assert int(state.inner_step) == steps % period

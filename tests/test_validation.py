@@ -1,0 +1,95 @@
+"""Bad input fails at construction or first call, naming the argument."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optax_prox
+from tests import helpers
+
+
+@pytest.mark.parametrize(
+    "period, error, match",
+    [
+        (0, ValueError, "period must be >= 1"),
+        (-3, ValueError, "period must be >= 1"),
+        (2.5, TypeError, "period must be a Python int"),
+        (True, TypeError, "period must be a Python int"),
+        ("10", TypeError, "period must be a Python int"),
+        (jnp.asarray(3), TypeError, "static_args=\\('period',\\)"),
+        (2**31, ValueError, "period must be >= 1"),
+    ],
+)
+@pytest.mark.parametrize("factory", [
+    lambda period: optax_prox.proximal_regularize(1.0, period),
+    lambda period: optax_prox.inner_loop_schedule(0.1, period),
+    lambda period: optax_prox.trsgd(0.1, period=period),
+    lambda period: optax_prox.tradam(0.1, period=period),
+], ids=["proximal_regularize", "inner_loop_schedule", "trsgd", "tradam"])
+def test_bad_period(factory, period, error, match):
+  with pytest.raises(error, match=match):
+    factory(period)
+
+
+def test_numpy_integer_period_is_accepted():
+  tx = optax_prox.proximal_regularize(1.0, np.int64(4))
+  assert tx.init(jnp.ones(1)).inner_step == 0
+
+
+@pytest.mark.parametrize("strength", [-0.1, float("nan"), float("inf"),
+                                      lambda k: jnp.asarray(-1.0)])
+def test_bad_strength(strength):
+  with pytest.raises(ValueError, match="strength must be a finite number"):
+    optax_prox.proximal_regularize(strength, 3)
+
+
+def test_non_scalar_strength():
+  with pytest.raises(TypeError, match="strength: expected a real scalar"):
+    optax_prox.proximal_regularize(jnp.ones(2), 3)
+
+
+@pytest.mark.parametrize("factory", [optax_prox.trsgd, optax_prox.tradam])
+@pytest.mark.parametrize("name, value", [
+    ("lambda_w", -1e-3), ("lambda_w", float("nan")),
+    ("weight_decay", -1e-4), ("learning_rate", -0.1),
+])
+def test_bad_coupled_hyperparameters(factory, name, value):
+  kwargs = {"learning_rate": 0.1, name: value}
+  with pytest.raises(ValueError, match=f"{name} must be a finite number"):
+    factory(**kwargs)
+
+
+@pytest.mark.parametrize("name, value", [("momentum", 1.0), ("momentum", -0.1)])
+def test_bad_momentum(name, value):
+  with pytest.raises(ValueError, match="momentum must lie in \\[0, 1\\)"):
+    optax_prox.trsgd(0.1, **{name: value})
+
+
+@pytest.mark.parametrize("name", ["b1", "b2"])
+def test_bad_adam_betas(name):
+  with pytest.raises(ValueError, match=f"{name} must lie in \\[0, 1\\)"):
+    optax_prox.tradam(1e-3, **{name: 1.5})
+
+
+def test_warmup_from_zero_needs_an_explicit_lambda_w():
+  warmup = helpers.Piecewise([0.0, 0.1], [5])
+  with pytest.raises(ValueError, match="Pass lambda_w explicitly"):
+    optax_prox.trsgd(warmup)
+  optax_prox.trsgd(warmup, lambda_w=0.01)  # explicit: fine
+
+
+def test_integer_anchor_dtype():
+  with pytest.raises(TypeError, match="anchor_dtype must be a floating"):
+    optax_prox.proximal_regularize(1.0, 3, anchor_dtype=jnp.int32)
+
+
+@pytest.mark.parametrize("tx", [
+    optax_prox.proximal_regularize(1.0, 3),
+    optax_prox.trsgd(0.1),
+    optax.chain(optax_prox.proximal_regularize(1.0, 3), optax.lion(1e-3)),
+], ids=["proximal_regularize", "trsgd", "chain"])
+def test_update_without_params_says_how_to_pass_them(tx):
+  state = tx.init(jnp.ones(2))
+  with pytest.raises(ValueError, match="tx.update\\(grads, state, params\\)"):
+    tx.update(jnp.ones(2), state)
