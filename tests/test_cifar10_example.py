@@ -1,0 +1,173 @@
+"""The CIFAR example: its binary loader, augmentation and two training steps.
+
+The data set is a tiny one the test writes in exactly the CIFAR binary
+format, so nothing is downloaded.
+"""
+
+import os
+import sys
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optax_prox
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import cifar10_resnet18 as cifar  # pylint: disable=g-import-not-at-top,wrong-import-position
+import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def write_binary(path, images_hwc, *label_columns):
+  """Writes records of label byte(s) then the CHW pixels, like CIFAR does."""
+  pixels = images_hwc.transpose(0, 3, 1, 2).reshape(len(images_hwc), -1)
+  labels = np.stack(label_columns, axis=1)
+  np.concatenate([labels, pixels], axis=1).astype(np.uint8).tofile(path)
+
+
+def write_tiny_cifar10(data_dir, per_file=2, seed=0):
+  """Five train files and a test file of ``per_file`` random records each."""
+  rng = np.random.default_rng(seed)
+  folder = os.path.join(data_dir, "cifar-10-batches-bin")
+  os.makedirs(folder)
+  written = {}
+  for name in cifar.LAYOUTS["cifar10"].train_files + ("test_batch.bin",):
+    images = rng.integers(0, 256, (per_file, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, per_file, dtype=np.uint8)
+    write_binary(os.path.join(folder, name), images, labels)
+    written[name] = (images, labels)
+  return written
+
+
+def test_loader_reads_images_in_hwc_and_labels(tmp_path):
+  written = write_tiny_cifar10(tmp_path)
+  data = cifar.load_cifar(str(tmp_path), "cifar10")
+  train_names = cifar.LAYOUTS["cifar10"].train_files
+  np.testing.assert_array_equal(
+      data.train_images, np.concatenate([written[n][0] for n in train_names]))
+  np.testing.assert_array_equal(
+      data.train_labels, np.concatenate([written[n][1] for n in train_names]))
+  np.testing.assert_array_equal(data.test_images, written["test_batch.bin"][0])
+  assert data.train_images.shape == (10, 32, 32, 3)
+  assert data.train_labels.dtype == np.int32 and data.num_classes == 10
+
+
+def test_cifar100_loader_uses_the_fine_label(tmp_path):
+  folder = tmp_path / "cifar-100-binary"
+  folder.mkdir()
+  images = np.zeros((3, 32, 32, 3), np.uint8)
+  images[:, 0, 1, 2] = [7, 8, 9]  # blue channel of the pixel at row 0, col 1
+  coarse, fine = np.array([1, 2, 3]), np.array([97, 98, 99])
+  for name in ("train.bin", "test.bin"):
+    write_binary(folder / name, images, coarse, fine)
+  data = cifar.load_cifar(str(tmp_path), "cifar100")
+  np.testing.assert_array_equal(data.train_labels, fine)
+  np.testing.assert_array_equal(data.test_images[:, 0, 1, 2], [7, 8, 9])
+  assert data.num_classes == 100
+
+
+def test_missing_data_names_the_expected_files(tmp_path):
+  with pytest.raises(FileNotFoundError, match="cifar-10-batches-bin") as error:
+    cifar.load_cifar(str(tmp_path), "cifar10")
+  for name in ("data_batch_1.bin", "data_batch_5.bin", "test_batch.bin"):
+    assert name in str(error.value)
+  (tmp_path / "cifar-100-binary").mkdir()
+  (tmp_path / "cifar-100-binary" / "train.bin").write_bytes(b"")
+  with pytest.raises(FileNotFoundError, match="missing test.bin"):
+    cifar.load_cifar(str(tmp_path), "cifar100")
+
+
+def test_a_truncated_file_is_reported(tmp_path):
+  folder = tmp_path / "cifar-100-binary"
+  folder.mkdir()
+  for name in ("train.bin", "test.bin"):
+    (folder / name).write_bytes(bytes(100))
+  with pytest.raises(ValueError, match="not a multiple"):
+    cifar.load_cifar(str(tmp_path), "cifar100")
+
+
+def test_crops_come_from_the_padded_image_and_flip_whole_rows():
+  images = jnp.arange(2 * 32 * 32 * 3).reshape(2, 32, 32, 3) % 251
+  images = images.astype(jnp.uint8) + 1  # no zero pixels but the padding
+  out = np.asarray(cifar.random_crop_and_flip(jax.random.PRNGKey(3), images))
+  padded = np.pad(np.asarray(images), ((0, 0), (4, 4), (4, 4), (0, 0)))
+  for image, crop in zip(padded, out):
+    candidates = [image[r:r + 32, c:c + 32][:, ::flip]
+                  for r in range(9) for c in range(9) for flip in (1, -1)]
+    assert any(np.array_equal(crop, c) for c in candidates)
+
+
+def small_random_resnet(num_classes):
+  """A narrow ResNet-18 with random params drawn by numpy.
+
+  Building it eagerly compiles a truncated-normal initializer per layer
+  shape, which takes about a minute on a small CPU; the test only needs
+  some random params.
+  """
+  abstract = nnx.eval_shape(
+      lambda: models.ResNet18(num_classes, nnx.Rngs(0), width=4))
+  rng = np.random.default_rng(0)
+
+  def fill(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if "mean" in name or "bias" in name:
+      return jnp.zeros(leaf.shape, leaf.dtype)
+    if "var" in name or "scale" in name:
+      return jnp.ones(leaf.shape, leaf.dtype)
+    fan_in = np.prod(leaf.shape[:-1])
+    return jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(fan_in),
+                       leaf.dtype)
+
+  graphdef, state = nnx.split(abstract)
+  return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(fill, state))
+
+
+def as_arrays(tree):
+  """Plain numpy arrays from a tree that may hold ``nnx.Variable`` leaves."""
+  is_variable = lambda x: isinstance(x, nnx.Variable)
+  return jax.tree.map(
+      lambda x: np.array(x[...] if is_variable(x) else x),
+      tree, is_leaf=is_variable)
+
+
+def proximal_states(tree):
+  is_prox = lambda x: isinstance(x, optax_prox.ProximalRegularizeState)
+  return [x for x in jax.tree.leaves(tree, is_leaf=is_prox) if is_prox(x)]
+
+
+def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
+  write_tiny_cifar10(tmp_path, per_file=2)
+  data = cifar.load_cifar(str(tmp_path), "cifar10")
+  args = cifar.parse_args(["--optimizer", "trsgd", "--batch-size", "5"])
+  assert (args.learning_rate, args.weight_decay, args.period) == (0.1, 1e-4,
+                                                                   10)
+  model = small_random_resnet(data.num_classes)
+  optimizer = nnx.Optimizer(model, cifar.make_optimizer(args, total_steps=4),
+                            wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  initial_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  batches = cifar.epoch_batches(np.random.default_rng(0), 10, 5)
+  assert batches.shape == (2, 5)
+
+  train = cifar.make_train_steps(graphdef)
+  state, loss, accuracy = train(state, jnp.asarray(data.train_images),
+                                jnp.asarray(data.train_labels),
+                                jnp.asarray(batches), jax.random.PRNGKey(0))
+
+  model, optimizer = nnx.merge(graphdef, state)
+  assert np.isfinite(float(loss)) and 0 <= float(accuracy) <= 1
+  assert int(optimizer.step[...]) == 2
+  (prox,) = proximal_states(optimizer.opt_state)
+  # The anchor was set to the initial params on step 0; one step is inside
+  # the inner loop.
+  assert int(prox.inner_step) == 2 and int(prox.prox_count) == 2
+  jax.tree.map(np.testing.assert_array_equal,
+               as_arrays(nnx.to_pure_dict(prox.anchor)), initial_params)
+  new_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), new_params,
+                         initial_params)
+  assert all(jax.tree.leaves(changed))
+  batch_stats = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(batch_stats))
