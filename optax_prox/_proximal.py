@@ -39,7 +39,7 @@ def proximal_regularize(
     period: int,
     *,
     anchor_dtype: Any | None = None,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
   r"""Adds the gradient of a proximal term around a periodic anchor.
 
   Let :math:`k` count updates from 0, :math:`i = k \bmod S` with
@@ -66,8 +66,8 @@ def proximal_regularize(
       its memory); default: each param's own dtype.
 
   Returns:
-    An :class:`optax.GradientTransformation` whose ``update`` requires
-    ``params``; its state is a :class:`ProximalRegularizeState`.
+    An :class:`optax.GradientTransformationExtraArgs` whose ``update``
+    requires ``params``; its state is a :class:`ProximalRegularizeState`.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -128,28 +128,35 @@ def proximal_regularize(
       updates: optax.Updates,
       state: ProximalRegularizeState,
       params: optax.Params | None = None,
+      **extra_args: Any,
   ) -> tuple[optax.Updates, ProximalRegularizeState]:
+    del extra_args  # accepted, like every optax transformation, and unused
     if params is None:
       raise ValueError(NO_PARAMS_MESSAGE)
     mu = strength(state.prox_count) if callable(strength) else strength
     refresh = state.inner_step == 0
 
+    # A cond, not a select: the anchor is written on 1 step of `period`. The
+    # pull reads the cond's result, not the old anchor: a read of the old
+    # anchor beside a cond that may overwrite it made XLA copy the anchor and
+    # the params on every step; this way a donated anchor is updated in place.
+    anchor = jax.lax.cond(
+        refresh,
+        lambda p, a: jax.tree.map(lambda p, a: p.astype(a.dtype), p, a),
+        lambda p, a: a,
+        params, state.anchor,
+    )
+
     def pull(g, p, a):
-      # On a refresh step the anchor becomes p, so the difference is 0.
+      # On a refresh step the difference is exactly 0, even when the anchor
+      # is stored in a narrower dtype than p.
       diff = p - jnp.where(refresh, p, a.astype(p.dtype))
       return g + (jnp.asarray(mu, p.dtype) * diff).astype(g.dtype)
 
-    updates = jax.tree.map(pull, updates, params, state.anchor)
-    # A cond, not a select: the anchor is written once per inner loop.
-    anchor = jax.lax.cond(
-        refresh,
-        lambda: jax.tree.map(lambda p, a: p.astype(a.dtype), params,
-                             state.anchor),
-        lambda: state.anchor,
-    )
+    updates = jax.tree.map(pull, updates, params, anchor)
     next_step = state.inner_step + 1
     inner_step = jnp.where(next_step == period, 0, next_step)
     prox_count = optax.safe_increment(state.prox_count)
     return updates, ProximalRegularizeState(anchor, inner_step, prox_count)
 
-  return optax.GradientTransformation(init_fn, update_fn)
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

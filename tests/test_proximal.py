@@ -93,6 +93,18 @@ class DropInTest(chex.TestCase):
     assert len(traces) == 1
 
 
+@pytest.mark.parametrize("tx", [
+    optax_prox.proximal_regularize(0.5, period=2),
+    optax_prox.trsgd(0.1, period=2),
+], ids=["proximal_regularize", "trsgd"])
+def test_accepts_extra_args(tx):
+  params = jnp.ones(2)
+  state = tx.init(params)
+  updates, _ = tx.update(params, state, params, value=jnp.ones(()), key=0)
+  np.testing.assert_array_equal(
+      updates, tx.update(params, state, params)[0])
+
+
 def test_donated_params_and_state():
   tx = optax_prox.trsgd(0.1, period=3)
 

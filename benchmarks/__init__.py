@@ -1,0 +1,1 @@
+"""Speed and memory of optax_prox against the bare optimizers (`make bench`)."""

@@ -1,0 +1,71 @@
+"""A smoke test of `make bench` on tiny sizes: rows, names, finite numbers.
+
+Nothing here checks a timing: the figures are only required to be finite
+and positive, and every optimizer to have its row.
+"""
+
+import math
+import pathlib
+import sys
+
+import pytest
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+  sys.path.insert(0, str(_ROOT))
+
+from benchmarks import _optimizers  # pylint: disable=g-import-not-at-top
+from benchmarks import run  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(scope="module")
+def measured() -> run.Measurements:
+  return run.measure(run.QUICK)
+
+
+def _positive(value: float) -> bool:
+  return math.isfinite(value) and value > 0
+
+
+@pytest.mark.optax_not_strict  # optax's adam and lion
+def test_update_table_has_a_row_per_optimizer(measured):
+  names = [row.optimizer for row in measured.update_rows]
+  expected = [c.name for group in _optimizers.UPDATE_GROUPS for c in group]
+  assert names == expected
+  for row in measured.update_rows:
+    assert all(_positive(value) for value in (
+        row.seconds, row.ratio, row.ideal_ratio, row.hlo_streams,
+        row.bytes_per_second, row.state_bytes)), row
+    assert row.temp_bytes >= 0
+
+
+@pytest.mark.optax_not_strict
+def test_baselines_have_ratio_one_and_ours_add_one_anchor(measured):
+  rows = {row.optimizer: row for row in measured.update_rows}
+  for group in _optimizers.UPDATE_GROUPS:
+    assert rows[group[0].name].ratio == 1.0
+  # The anchor is one more param-sized buffer (plus int32 counters).
+  extra_bytes = (rows[_optimizers.TRSGD.name].state_bytes
+                 - rows[_optimizers.SGD.name].state_bytes)
+  param_bytes = 4 * rows[_optimizers.SGD.name].num_params
+  assert param_bytes <= extra_bytes <= param_bytes + 16
+
+
+@pytest.mark.optax_not_strict
+def test_training_table_has_a_row_per_optimizer(measured):
+  names = [row.optimizer for row in measured.training_rows]
+  expected = [c.name for group in run.QUICK.training_groups for c in group]
+  assert names == expected * len(run.QUICK.training_repeats)
+  for row in measured.training_rows:
+    assert _positive(row.seconds) and _positive(row.ratio), row
+
+
+@pytest.mark.optax_not_strict
+def test_report_names_every_optimizer_and_section(measured):
+  report = run.render(measured, run.QUICK)
+  for heading in ("## Update step", "## Whole training step", "## Memory",
+                  "## Targets", "copy bandwidth"):
+    assert heading in report
+  for row in measured.update_rows:
+    assert f"| {row.optimizer} |" in report
+  assert _positive(measured.copy_bandwidth)
