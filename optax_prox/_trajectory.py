@@ -3,7 +3,6 @@ r"""The Trajectory Regularized Algorithm around any optax optimizer."""
 import functools
 from typing import Any, Callable
 
-import jax
 import optax
 
 from optax_prox import _proximal
@@ -15,7 +14,7 @@ def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   if not callable(learning_rate):
     return 0.1 * learning_rate
   eta_0 = learning_rate(0)
-  if not isinstance(eta_0, jax.core.Tracer) and float(eta_0) == 0:
+  if _validation.concrete_float(eta_0) == 0:
     raise ValueError(
         "lambda_w defaults to 0.1 * learning_rate(0), but learning_rate(0) is"
         " 0 (a warm-up from zero?), which would switch the proximal term off."

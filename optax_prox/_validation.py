@@ -15,7 +15,7 @@ import numpy as np
 _INT32_MAX = np.iinfo(np.int32).max
 
 
-def _concrete_float(value: Any) -> float | None:
+def concrete_float(value: Any) -> float | None:
   """Returns ``value`` as a Python float, or None when it is traced."""
   if isinstance(value, jax.core.Tracer):
     return None
@@ -51,7 +51,7 @@ def check_nonnegative(name: str, value: Any, hint: str = "") -> None:
   """
   at_zero = value(0) if callable(value) else value
   try:
-    number = _concrete_float(at_zero)
+    number = concrete_float(at_zero)
   except TypeError as error:
     raise TypeError(f"{name}: {error}. {hint}".rstrip()) from None
   if number is None:
@@ -66,6 +66,6 @@ def check_nonnegative(name: str, value: Any, hint: str = "") -> None:
 
 def check_fraction(name: str, value: Any) -> None:
   """Checks that a decay rate such as a momentum lies in ``[0, 1)``."""
-  number = _concrete_float(value)
+  number = concrete_float(value)
   if number is not None and not 0 <= number < 1:
     raise ValueError(f"{name} must lie in [0, 1), got {number}.")
