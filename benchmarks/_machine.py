@@ -69,3 +69,35 @@ def copy_bandwidth(num_floats: int, *, repeats: int) -> float:
   seconds = _timing.median_seconds_per_step(
       {"copy": run}, steps_per_call=steps, repeats=repeats)["copy"]
   return 2 * 4 * num_floats / seconds
+
+
+def dispatch_seconds_per_array(num_arrays: int, *, repeats: int) -> float:
+  """The host's cost per donated array in a call of a jitted function.
+
+  Times a jitted ``(x, extras) -> (x + 1, extras)`` with everything donated,
+  with ``num_arrays`` small extra arrays and with none, interleaved; the
+  difference per extra array is what each param-shaped leaf of an
+  optimizer's state adds to every step that is its own call, whatever its
+  size.
+  """
+  passthrough = jax.jit(lambda x, extras: (x + 1, extras),
+                        donate_argnums=(0, 1))
+  calls = 100
+  carries = {
+      count: (jnp.zeros([1024], jnp.float32),
+              [jnp.zeros([1024], jnp.float32) for _ in range(count)])
+      for count in (0, num_arrays)
+  }
+
+  def runner(count: int):
+    def run() -> None:
+      carry = carries[count]
+      for _ in range(calls):
+        carry = passthrough(*carry)
+      carries[count] = jax.block_until_ready(carry)
+    return run
+
+  seconds = _timing.median_seconds_per_step(
+      {count: runner(count) for count in carries}, steps_per_call=calls,
+      repeats=repeats)
+  return (seconds[num_arrays] - seconds[0]) / num_arrays

@@ -1,6 +1,7 @@
 """A whole training step: forward, backward and update, on random data."""
 
 import dataclasses
+import statistics
 from typing import Any, Callable, Sequence
 
 from flax import nnx
@@ -19,24 +20,38 @@ NUM_CLASSES = 10
 
 @dataclasses.dataclass(frozen=True)
 class TrainingRow:
-  """The measured cost of one training step with one optimizer."""
+  """The measured cost of one training step with one optimizer.
+
+  ``seconds`` and ``ratio`` time one jitted call per step;
+  ``scanned_seconds`` and ``scanned_ratio`` run a call's steps in one
+  ``lax.scan``; they are None for a workload not timed scanned.
+  """
 
   model: str
   num_params: int
   optimizer: str
   baseline: str
   seconds: float
-  ratio: float
+  ratio: _timing.Ratio
+  scanned_seconds: float | None
+  scanned_ratio: _timing.Ratio | None
   temp_bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-  """A model and the shape of one input example (the batch axis excluded)."""
+  """A model and the shape of one input example (the batch axis excluded).
+
+  ``scanned``: whether to time the steps inside a ``lax.scan`` too. XLA:CPU
+  runs ResNet-18's convolutions about 10x slower inside a loop, and at
+  hundreds of milliseconds per step the per-call dispatch it would remove
+  is noise, so only small models are timed scanned.
+  """
 
   name: str
   make_model: Callable[[], nnx.Module]
   input_shape: tuple[int, ...]
+  scanned: bool
 
 
 def training_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation):
@@ -74,13 +89,14 @@ def _loop(
     candidate: _optimizers.Candidate,
     batch: tuple[jax.Array, jax.Array],
     steps_per_call: int,
+    scanned: bool,
 ) -> _stepping.DonatedLoop:
   graphdef, params, rest = nnx.split(
       workload.make_model(), nnx.Param, nnx.Not(nnx.Param))
   tx = candidate.make()
   return _stepping.DonatedLoop(
       training_step(graphdef, tx), (params, rest, tx.init(params)), batch,
-      steps_per_call=steps_per_call)
+      steps_per_call=steps_per_call, scanned=scanned)
 
 
 def measure_group(
@@ -91,23 +107,37 @@ def measure_group(
     steps_per_call: int,
     repeats: int,
 ) -> list[TrainingRow]:
-  """Times a group's training steps interleaved; ratios to the first."""
+  """Times a group's training steps interleaved; ratios to the first.
+
+  Every candidate runs as one call per step and, if the workload says so,
+  scanned, all interleaved.
+  """
   batch = random_batch(workload.input_shape, batch_size)
-  loops = {c.name: _loop(workload, c, batch, steps_per_call) for c in group}
-  seconds = _timing.median_seconds_per_step(
+  modes = (False, True) if workload.scanned else (False,)
+  loops = {
+      (c.name, scanned): _loop(workload, c, batch, steps_per_call, scanned)
+      for c in group for scanned in modes
+  }
+  rounds = _timing.seconds_per_step_by_round(
       loops, steps_per_call=steps_per_call, repeats=repeats)
-  baseline_seconds = seconds[group[0].name]
+  seconds = {key: statistics.median(times) for key, times in rounds.items()}
+  baseline = group[0].name
   return [
       TrainingRow(
           model=workload.name,
-          num_params=_models.num_params(loop.carry[0]),
-          optimizer=name,
-          baseline=group[0].name,
-          seconds=seconds[name],
-          ratio=seconds[name] / baseline_seconds,
-          temp_bytes=loop.temp_bytes(),
+          num_params=_models.num_params(loops[c.name, False].carry[0]),
+          optimizer=c.name,
+          baseline=baseline,
+          seconds=seconds[c.name, False],
+          ratio=_timing.paired_ratio(
+              rounds[c.name, False], rounds[baseline, False]),
+          scanned_seconds=seconds.get((c.name, True)),
+          scanned_ratio=(
+              _timing.paired_ratio(rounds[c.name, True], rounds[baseline, True])
+              if workload.scanned else None),
+          temp_bytes=loops[c.name, False].temp_bytes(),
       )
-      for name, loop in loops.items()
+      for c in group
   ]
 
 

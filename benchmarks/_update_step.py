@@ -1,6 +1,7 @@
 """The optimizer update alone: jitted, params and state donated."""
 
 import dataclasses
+import statistics
 from typing import Any, Sequence
 
 import optax
@@ -13,13 +14,22 @@ from benchmarks import _timing
 
 @dataclasses.dataclass(frozen=True)
 class UpdateRow:
-  """The measured cost of one optimizer's update at one model size."""
+  """The measured cost of one optimizer's update at one model size.
+
+  ``seconds`` and ``ratio`` time one jitted call per update;
+  ``scanned_seconds`` and ``scanned_ratio`` run a call's updates in one
+  ``lax.scan``, which leaves out the per-call dispatch of ``num_arrays``
+  donated arrays (params and optimizer state).
+  """
 
   num_params: int
   optimizer: str
   baseline: str
   seconds: float
-  ratio: float
+  ratio: _timing.Ratio
+  scanned_seconds: float
+  scanned_ratio: _timing.Ratio
+  num_arrays: int
   ideal_ratio: float
   ideal_streams: float
   hlo_streams: float
@@ -39,14 +49,17 @@ def update_step(tx: optax.GradientTransformation):
 
 
 def _loop(
-    candidate: _optimizers.Candidate, shapes: Any, steps_per_call: int
+    candidate: _optimizers.Candidate,
+    shapes: Any,
+    steps_per_call: int,
+    scanned: bool,
 ) -> _stepping.DonatedLoop:
   params = candidate.wrap_params(_models.random_tree(shapes, 0, 0.05))
   grads = _models.random_tree(shapes, 1, 1e-3)
   tx = candidate.make()
   return _stepping.DonatedLoop(
       update_step(tx), (params, tx.init(params)), (grads,),
-      steps_per_call=steps_per_call)
+      steps_per_call=steps_per_call, scanned=scanned)
 
 
 def measure_group(
@@ -59,28 +72,38 @@ def measure_group(
   """Times a group interleaved on params of the given shapes.
 
   Each timed call runs ``steps_per_call`` (two or more whole periods)
-  updates, so the per-step medians include the anchor refreshes.
+  updates, so the per-step medians include the anchor refreshes. Every
+  candidate runs both as one call per update and scanned, all interleaved.
   """
-  loops = {c.name: _loop(c, shapes, steps_per_call) for c in group}
-  seconds = _timing.median_seconds_per_step(
-      {name: loop for name, loop in loops.items()},
-      steps_per_call=steps_per_call, repeats=repeats)
+  loops = {
+      (c.name, scanned): _loop(c, shapes, steps_per_call, scanned)
+      for c in group for scanned in (False, True)
+  }
+  rounds = _timing.seconds_per_step_by_round(
+      loops, steps_per_call=steps_per_call, repeats=repeats)
+  seconds = {key: statistics.median(times) for key, times in rounds.items()}
   buffer_bytes = 4 * _models.num_params(shapes)
   baseline = group[0]
   rows = []
   for candidate in group:
-    loop = loops[candidate.name]
+    loop = loops[candidate.name, False]
+    scanned_seconds = seconds[candidate.name, True]
     rows.append(UpdateRow(
         num_params=_models.num_params(shapes),
         optimizer=candidate.name,
         baseline=baseline.name,
-        seconds=seconds[candidate.name],
-        ratio=seconds[candidate.name] / seconds[baseline.name],
+        seconds=seconds[candidate.name, False],
+        ratio=_timing.paired_ratio(
+            rounds[candidate.name, False], rounds[baseline.name, False]),
+        scanned_seconds=scanned_seconds,
+        scanned_ratio=_timing.paired_ratio(
+            rounds[candidate.name, True], rounds[baseline.name, True]),
+        num_arrays=loop.num_arrays(),
         ideal_ratio=candidate.ideal_streams / baseline.ideal_streams,
         ideal_streams=candidate.ideal_streams,
         hlo_streams=loop.hlo_streams(buffer_bytes),
         bytes_per_second=(
-            candidate.ideal_streams * buffer_bytes / seconds[candidate.name]),
+            candidate.ideal_streams * buffer_bytes / scanned_seconds),
         # Lookahead's slow params are optimizer memory too.
         state_bytes=_stepping.tree_bytes(loop.carry) - buffer_bytes,
         temp_bytes=loop.temp_bytes(),

@@ -5,8 +5,12 @@ to ``benchmarks/results.md``. ``--quick`` runs tiny sizes with two repeats
 (a smoke test; it writes no file unless ``--output`` is given).
 
 Every comparison runs in this one process, interleaved (A B A B ...), and
-reports medians and ratios to the bare optimizer. Each timed call runs whole
-periods of updates, so the anchor refreshes are part of the averages.
+reports medians and, for each round, the ratio to the bare optimizer (the
+median of those ratios and their quartiles). Each timed call runs whole
+periods of updates, so the anchor refreshes are part of the averages. Every
+step is timed twice: as one jitted call per step (a Python training loop,
+which pays a host cost per donated array) and inside one `lax.scan` (the
+device work alone).
 """
 
 import argparse
@@ -29,9 +33,10 @@ from benchmarks import _training_step
 from benchmarks import _update_step
 
 RESULTS = _ROOT / "benchmarks" / "results.md"
-CNN1D = _training_step.Workload("Cnn1d (demo)", _models.cnn1d, (40,))
+CNN1D = _training_step.Workload(
+    "Cnn1d (demo)", _models.cnn1d, (40,), scanned=True)
 RESNET18 = _training_step.Workload(
-    "ResNet-18", _models.resnet18, (32, 32, 3))
+    "ResNet-18", _models.resnet18, (32, 32, 3), scanned=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +66,12 @@ FULL = Settings(
     # ResNet-18 shapes at widths 19, 64 and 135: 1.0M, 11.2M, 49.7M params.
     update_repeats={
         functools.partial(_models.resnet18_param_shapes, width): repeats
-        for width, repeats in ((19, 11), (64, 5), (135, 3))
+        for width, repeats in ((19, 15), (64, 7), (135, 4))
     },
     update_steps=2 * _optimizers.PERIOD,
     copy_floats=50_000_000,
     training_repeats={CNN1D: (15, 2 * _optimizers.PERIOD),
-                      RESNET18: (3, _optimizers.PERIOD)},
+                      RESNET18: (5, _optimizers.PERIOD)},
 )
 QUICK = Settings(
     update_repeats={functools.partial(_models.param_shapes, _models.cnn1d): 2},
@@ -87,28 +92,34 @@ class Measurements:
   training_rows: list[_training_step.TrainingRow]
 
 
+def _progress(message: str) -> None:
+  print(f"[bench] {message} ...", file=sys.stderr, flush=True)
+
+
 def measure(settings: Settings) -> Measurements:
   """Runs every benchmark."""
   load_before = _machine.load_average()
   bandwidth = _machine.copy_bandwidth(settings.copy_floats, repeats=5)
-  update_rows = [
-      row
-      for shapes, repeats in settings.update_repeats.items()
-      for row in _update_step.measure(
-          shapes(), steps_per_call=settings.update_steps, repeats=repeats)
-  ]
-  training_rows = [
-      row
-      for workload, (repeats, steps) in settings.training_repeats.items()
-      for row in _training_step.measure(
-          workload, settings.training_groups, batch_size=settings.batch_size,
-          steps_per_call=steps, repeats=repeats)
-  ]
+  dispatch = _machine.dispatch_seconds_per_array(64, repeats=15)
+  update_rows = []
+  for make_shapes, repeats in settings.update_repeats.items():
+    shapes = make_shapes()
+    _progress(f"update step, {_models.num_params(shapes):,} params")
+    update_rows += _update_step.measure(
+        shapes, steps_per_call=settings.update_steps, repeats=repeats)
+  training_rows = []
+  for workload, (repeats, steps) in settings.training_repeats.items():
+    _progress(f"training step, {workload.name}")
+    training_rows += _training_step.measure(
+        workload, settings.training_groups, batch_size=settings.batch_size,
+        steps_per_call=steps, repeats=repeats)
   machine = _machine.describe() + [
       ("load average (1, 5, 15 min)",
        f"{load_before} before, {_machine.load_average()} after"),
       ("copy bandwidth", f"{bandwidth / 1e9:.1f} GB/s (jitted, donated"
        f" x + 1 on {settings.copy_floats * 4 / 1e6:.0f} MB)"),
+      ("dispatch per donated array", f"{dispatch * 1e6:.1f} us (jitted"
+       " pass-through of 64 extra arrays, per call)"),
   ]
   return Measurements(machine, bandwidth, update_rows, training_rows)
 
@@ -125,16 +136,25 @@ def render(measured: Measurements, settings: Settings) -> str:
       " ResNet-18's param shapes scaled in width (the demo CNN's with"
       " `--quick`). Median time per step over calls of"
       f" {settings.update_steps} steps (whole periods of"
-      f" {_optimizers.PERIOD}, so anchor refreshes are included), groups"
-      " interleaved. *ideal*: the ratio of the float32 buffers a perfectly"
-      " fused update must stream; *XLA streams*: the compiled step's bytes"
-      " accessed, in param-sized buffers (a refresh branch counted as if it"
-      " ran every step); *GB/s*: ideal streams x param bytes / time.",
+      f" {_optimizers.PERIOD}, so anchor refreshes are included), all"
+      " candidates of a group interleaved; *vs bare* is the median of the"
+      " per-round ratios to the bare optimizer, with their quartiles in"
+      " brackets. *1 call each*: one call of the"
+      " jitted step per update, as in a Python training loop; each call"
+      " pays the host's dispatch cost for every donated array (*arrays*:"
+      " params and optimizer state). *scanned*: the same updates inside one"
+      " jitted `lax.scan`, which leaves only the work on the device."
+      " *ideal*: the ratio of the float32 buffers a perfectly fused update"
+      " must stream; *XLA streams*: the compiled step's bytes accessed, in"
+      " param-sized buffers (a refresh branch counted as if it ran every"
+      " step); *GB/s*: ideal streams x param bytes / scanned time.",
       _report.update_table(measured.update_rows, measured.copy_bandwidth),
       f"## Whole training step (batch {settings.batch_size})",
       "Forward, backward and update, jitted with params, batch statistics"
       " and optimizer state donated, on fixed random data; timed calls of"
-      " whole periods.",
+      " whole periods, one call per step and (the small model only)"
+      " scanned, interleaved. XLA:CPU runs ResNet-18's convolutions about"
+      " 10x slower inside a `lax.scan`, so it is timed one call per step.",
       _report.training_table(measured.training_rows),
       "## Memory",
       "Optimizer state (for lookahead: its state and the slow params) and"
