@@ -19,7 +19,7 @@ LEARNING_RATE = 1e-3
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
 # trajectory_regularized's strength 2 * lambda_w / eta with lambda_w = 0.1 eta.
-LION_STRENGTH = 0.2
+STRENGTH = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +59,39 @@ TRSGD = Candidate(
         weight_decay=WEIGHT_DECAY),
     ideal_streams=6 + 1 / PERIOD,  # + read the anchor, + write it per period
 )
+
+
+def fixed_anchor(*, pull: bool) -> optax.GradientTransformation:
+  """A diagnostic: a params-shaped buffer in the state, never refreshed.
+
+  With ``pull=False`` the buffer is only carried from step to step; with
+  ``pull=True`` the update also reads it, ``g + STRENGTH * (w - a)``. Put in
+  front of bare SGD, the two split TRSGD's cost into carrying the anchor,
+  reading it, and the rest (refresh, counters, inner-loop schedule).
+  """
+
+  def init_fn(params):
+    return jax.tree.map(jnp.zeros_like, params)
+
+  def update_fn(updates, anchor, params=None):
+    if pull:
+      updates = jax.tree.map(
+          lambda g, w, a: g + STRENGTH * (w - a), updates, params, anchor)
+    return updates, anchor
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+SGD_CARRY = Candidate(
+    "sgd + a carried buffer (diagnostic)",
+    lambda: optax.chain(fixed_anchor(pull=False), sgd_with_l2()),
+    ideal_streams=5,
+)
+SGD_READ = Candidate(
+    "sgd + a pull, never refreshed (diagnostic)",
+    lambda: optax.chain(fixed_anchor(pull=True), sgd_with_l2()),
+    ideal_streams=6,
+)
 LOOKAHEAD = Candidate(
     "optax.lookahead(sgd) (reference)",
     lambda: optax.lookahead(
@@ -79,11 +112,15 @@ LION = Candidate(
 PROX_LION = Candidate(
     "proximal_regularize + optax.lion",
     lambda: optax.chain(
-        optax_prox.proximal_regularize(LION_STRENGTH, PERIOD),
+        optax_prox.proximal_regularize(STRENGTH, PERIOD),
         optax.lion(LEARNING_RATE / 10)),
     ideal_streams=6 + 1 / PERIOD,
 )
 
 # Each group is timed interleaved; its first member is the baseline.
-UPDATE_GROUPS = ((SGD, TRSGD, LOOKAHEAD), (ADAM, TRADAM), (LION, PROX_LION))
+UPDATE_GROUPS = (
+    (SGD, SGD_CARRY, SGD_READ, TRSGD, LOOKAHEAD),
+    (ADAM, TRADAM),
+    (LION, PROX_LION),
+)
 TRAINING_GROUPS = ((SGD, TRSGD), (ADAM, TRADAM))

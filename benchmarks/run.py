@@ -147,7 +147,11 @@ def render(measured: Measurements, settings: Settings) -> str:
       " *ideal*: the ratio of the float32 buffers a perfectly fused update"
       " must stream; *XLA streams*: the compiled step's bytes accessed, in"
       " param-sized buffers (a refresh branch counted as if it ran every"
-      " step); *GB/s*: ideal streams x param bytes / scanned time.",
+      " step); *GB/s*: ideal streams x param bytes / scanned time. The"
+      " *(diagnostic)* rows put a params-shaped buffer that is never"
+      " refreshed in front of bare SGD, only carried or also read by the"
+      " pull: they split TRSGD's cost into carrying the anchor, reading it,"
+      " and the rest (refresh, counters, inner-loop schedule).",
       _report.update_table(measured.update_rows, measured.copy_bandwidth),
       f"## Whole training step (batch {settings.batch_size})",
       "Forward, backward and update, jitted with params, batch statistics"

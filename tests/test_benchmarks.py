@@ -9,6 +9,8 @@ import pathlib
 import sys
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -66,6 +68,21 @@ def test_arrays_count_what_each_call_donates(measured):
   # and the step count of the inner-loop learning-rate schedule.
   assert rows[_optimizers.SGD.name].num_arrays == 2 * num_leaves
   assert rows[_optimizers.TRSGD.name].num_arrays == 3 * num_leaves + 3
+  # The diagnostics add the anchor alone.
+  assert rows[_optimizers.SGD_CARRY.name].num_arrays == 3 * num_leaves
+  assert rows[_optimizers.SGD_READ.name].num_arrays == 3 * num_leaves
+
+
+def test_fixed_anchor_pulls_toward_zeros_only_when_asked():
+  params = {"w": jnp.array([2.0, -1.0])}
+  grads = {"w": jnp.array([1.0, 1.0])}
+  for pull, expected in ((False, [1.0, 1.0]),
+                         (True, [1.0 + 0.2 * 2.0, 1.0 - 0.2 * 1.0])):
+    tx = _optimizers.fixed_anchor(pull=pull)
+    state = tx.init(params)
+    updates, new_state = tx.update(grads, state, params)
+    np.testing.assert_allclose(updates["w"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(new_state["w"], state["w"])
 
 
 @pytest.mark.optax_not_strict
