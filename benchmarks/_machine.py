@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 import optax_prox
+from benchmarks import _stepping
 from benchmarks import _timing
 
 
@@ -57,17 +58,12 @@ def copy_bandwidth(num_floats: int, *, repeats: int) -> float:
   writes every element once: the cheapest memory-bound kernel, so the best
   an optimizer update (another such kernel) can hope for.
   """
-  add_one = jax.jit(lambda x: x + 1, donate_argnums=0)
-  buffer = [jnp.zeros([num_floats], jnp.float32)]
   steps = 10
-
-  def run() -> None:
-    for _ in range(steps):
-      buffer[0] = add_one(buffer[0])
-    buffer[0].block_until_ready()
-
+  loop = _stepping.DonatedLoop(
+      lambda x: (x + 1,), (jnp.zeros([num_floats], jnp.float32),), (),
+      steps_per_call=steps)
   seconds = _timing.median_seconds_per_step(
-      {"copy": run}, steps_per_call=steps, repeats=repeats)["copy"]
+      {"copy": loop}, steps_per_call=steps, repeats=repeats)["copy"]
   return 2 * 4 * num_floats / seconds
 
 
@@ -80,24 +76,15 @@ def dispatch_seconds_per_array(num_arrays: int, *, repeats: int) -> float:
   optimizer's state adds to every step that is its own call, whatever its
   size.
   """
-  passthrough = jax.jit(lambda x, extras: (x + 1, extras),
-                        donate_argnums=(0, 1))
   calls = 100
-  carries = {
-      count: (jnp.zeros([1024], jnp.float32),
-              [jnp.zeros([1024], jnp.float32) for _ in range(count)])
+  loops = {
+      count: _stepping.DonatedLoop(
+          lambda x, extras: (x + 1, extras),
+          (jnp.zeros([1024], jnp.float32),
+           [jnp.zeros([1024], jnp.float32) for _ in range(count)]),
+          (), steps_per_call=calls)
       for count in (0, num_arrays)
   }
-
-  def runner(count: int):
-    def run() -> None:
-      carry = carries[count]
-      for _ in range(calls):
-        carry = passthrough(*carry)
-      carries[count] = jax.block_until_ready(carry)
-    return run
-
   seconds = _timing.median_seconds_per_step(
-      {count: runner(count) for count in carries}, steps_per_call=calls,
-      repeats=repeats)
+      loops, steps_per_call=calls, repeats=repeats)
   return (seconds[num_arrays] - seconds[0]) / num_arrays

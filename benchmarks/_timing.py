@@ -3,7 +3,9 @@
 import dataclasses
 import statistics
 import time
-from typing import Callable, Hashable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,19 @@ class Ratio:
 
   def __str__(self) -> str:
     return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+  """One candidate's timing.
+
+  Attributes:
+    seconds: the median over rounds of its seconds per step.
+    ratio: its per-round ratio to its baseline (see :func:`paired_ratio`).
+  """
+
+  seconds: float
+  ratio: Ratio
 
 
 def seconds_per_step_by_round(
@@ -80,3 +95,31 @@ def paired_ratio(candidate: Sequence[float], baseline: Sequence[float]
     return Ratio(ratios[0], ratios[0], ratios[0])
   low, median, high = statistics.quantiles(ratios, n=4, method="inclusive")
   return Ratio(median, low, high)
+
+
+def compare(
+    runners: Mapping[Key, Callable[[], None]],
+    baseline_of: Callable[[Key], Key],
+    *,
+    steps_per_call: int,
+    repeats: int,
+) -> dict[Key, Timing]:
+  """Times runners interleaved, each against the baseline it names.
+
+  Args:
+    runners: candidate -> a function running ``steps_per_call`` steps.
+    baseline_of: candidate -> the candidate it is compared with (itself for
+      a baseline, whose ratio is then exactly 1).
+    steps_per_call: the number of steps one call runs.
+    repeats: the number of timed rounds.
+
+  Returns:
+    Candidate -> its median seconds per step and its ratio to its baseline.
+  """
+  rounds = seconds_per_step_by_round(
+      runners, steps_per_call=steps_per_call, repeats=repeats)
+  return {
+      key: Timing(statistics.median(times),
+                  paired_ratio(times, rounds[baseline_of(key)]))
+      for key, times in rounds.items()
+  }

@@ -1,7 +1,6 @@
 """A whole training step: forward, backward and update, on random data."""
 
 import dataclasses
-import statistics
 from typing import Any, Callable, Sequence
 
 from flax import nnx
@@ -118,27 +117,25 @@ def measure_group(
       (c.name, scanned): _loop(workload, c, batch, steps_per_call, scanned)
       for c in group for scanned in modes
   }
-  rounds = _timing.seconds_per_step_by_round(
-      loops, steps_per_call=steps_per_call, repeats=repeats)
-  seconds = {key: statistics.median(times) for key, times in rounds.items()}
   baseline = group[0].name
-  return [
-      TrainingRow(
-          model=workload.name,
-          num_params=_models.num_params(loops[c.name, False].carry[0]),
-          optimizer=c.name,
-          baseline=baseline,
-          seconds=seconds[c.name, False],
-          ratio=_timing.paired_ratio(
-              rounds[c.name, False], rounds[baseline, False]),
-          scanned_seconds=seconds.get((c.name, True)),
-          scanned_ratio=(
-              _timing.paired_ratio(rounds[c.name, True], rounds[baseline, True])
-              if workload.scanned else None),
-          temp_bytes=loops[c.name, False].temp_bytes(),
-      )
-      for c in group
-  ]
+  timings = _timing.compare(
+      loops, lambda key: (baseline, key[1]),
+      steps_per_call=steps_per_call, repeats=repeats)
+  rows = []
+  for c in group:
+    one_call, in_scan = timings[c.name, False], timings.get((c.name, True))
+    rows.append(TrainingRow(
+        model=workload.name,
+        num_params=_models.num_params(loops[c.name, False].carry[0]),
+        optimizer=c.name,
+        baseline=baseline,
+        seconds=one_call.seconds,
+        ratio=one_call.ratio,
+        scanned_seconds=None if in_scan is None else in_scan.seconds,
+        scanned_ratio=None if in_scan is None else in_scan.ratio,
+        temp_bytes=loops[c.name, False].temp_bytes(),
+    ))
+  return rows
 
 
 def measure(

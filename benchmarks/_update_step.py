@@ -1,7 +1,6 @@
 """The optimizer update alone: jitted, params and state donated."""
 
 import dataclasses
-import statistics
 from typing import Any, Sequence
 
 import optax
@@ -79,31 +78,30 @@ def measure_group(
       (c.name, scanned): _loop(c, shapes, steps_per_call, scanned)
       for c in group for scanned in (False, True)
   }
-  rounds = _timing.seconds_per_step_by_round(
-      loops, steps_per_call=steps_per_call, repeats=repeats)
-  seconds = {key: statistics.median(times) for key, times in rounds.items()}
-  buffer_bytes = 4 * _models.num_params(shapes)
   baseline = group[0]
+  timings = _timing.compare(
+      loops, lambda key: (baseline.name, key[1]),
+      steps_per_call=steps_per_call, repeats=repeats)
+  buffer_bytes = 4 * _models.num_params(shapes)
   rows = []
   for candidate in group:
     loop = loops[candidate.name, False]
-    scanned_seconds = seconds[candidate.name, True]
+    one_call = timings[candidate.name, False]
+    in_scan = timings[candidate.name, True]
     rows.append(UpdateRow(
         num_params=_models.num_params(shapes),
         optimizer=candidate.name,
         baseline=baseline.name,
-        seconds=seconds[candidate.name, False],
-        ratio=_timing.paired_ratio(
-            rounds[candidate.name, False], rounds[baseline.name, False]),
-        scanned_seconds=scanned_seconds,
-        scanned_ratio=_timing.paired_ratio(
-            rounds[candidate.name, True], rounds[baseline.name, True]),
+        seconds=one_call.seconds,
+        ratio=one_call.ratio,
+        scanned_seconds=in_scan.seconds,
+        scanned_ratio=in_scan.ratio,
         num_arrays=loop.num_arrays(),
         ideal_ratio=candidate.ideal_streams / baseline.ideal_streams,
         ideal_streams=candidate.ideal_streams,
         hlo_streams=loop.hlo_streams(buffer_bytes),
         bytes_per_second=(
-            candidate.ideal_streams * buffer_bytes / scanned_seconds),
+            candidate.ideal_streams * buffer_bytes / in_scan.seconds),
         # Lookahead's slow params are optimizer memory too.
         state_bytes=_stepping.tree_bytes(loop.carry) - buffer_bytes,
         temp_bytes=loop.temp_bytes(),
