@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean docs lint help
+.DEFAULT_GOAL := help
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +17,36 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed  ## train the small-batch comparison (examples/small_batch.py)
 	$(BIN)/python examples/small_batch.py
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippets included
 	$(BIN)/python -m pytest -n 2 --durations=10
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  ## benchmark the update and training steps against the bare optimizers
 	$(BIN)/python benchmarks/run.py
 
-clean:
+clean:  ## remove .venv and results/
 	rm -rf $(VENV) results
+
+$(VENV)/.installed-docs: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+$(VENV)/.installed-lint: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	touch $@
+
+docs: $(VENV)/.installed-docs  ## build the documentation site into docs/_build/html (warnings fail it)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
+lint: $(VENV)/.installed-lint  ## ruff check and ruff format --check on the tree, mypy on optax_prox/
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 14
