@@ -1,9 +1,10 @@
-r"""The proximal pull toward a periodically refreshed anchor."""
+r"""The proximal pull toward an anchor that is refreshed every ``period`` steps."""
 
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from optax_prox import _validation
@@ -14,33 +15,47 @@ NO_PARAMS_MESSAGE = (
     " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
 )
 
+# counts[1] before an update that takes a new anchor: at init, after
+# `restart_inner_loop`, and after the last update of each inner loop.
+REFRESH_DUE = -1
+
 
 class ProximalRegularizeState(NamedTuple):
   """State of :func:`proximal_regularize`.
 
   Attributes:
-    anchor: the parameters at the start of the current inner loop; same tree
-      as the params, each leaf of the param's shape and of ``anchor_dtype``
-      (default: the param's dtype).
-    inner_step: the position ``i = k mod period`` in the inner loop; it cycles
-      forever and never overflows. shape=(), dtype=int32.
-    prox_count: the number of updates ``k`` applied so far, saturating at
-      ``2**31 - 1``; it is the step a ``strength`` schedule is evaluated at.
-      shape=(), dtype=int32.
+    anchor: the point the updates are pulled toward: the params at the start
+      of the current inner loop (or what :func:`optax_prox.set_anchor` put
+      there). Same tree as the params, each leaf of the param's shape and of
+      ``anchor_dtype`` (default: the param's dtype).
+    counts: both counters in one ``int32[2]`` array (a jitted step passes
+      one buffer for them, not two). ``counts[0]`` is the number of updates
+      applied so far, :math:`k`, saturating at ``2**31 - 1``: the step at
+      which schedules are evaluated. ``counts[1]`` is the inner position
+      :math:`i` of the *next* update, or ``-1`` when the next update takes a
+      new anchor and counts as :math:`i = 0` (at init, after the last update
+      of each inner loop, and after :func:`optax_prox.restart_inner_loop`).
+      The anchor refresh and the :math:`1/(i+1)` step size of
+      :func:`optax_prox.trajectory_regularized` both read ``counts[1]``, so
+      they cannot drift apart.
   """
 
   anchor: optax.Params
-  inner_step: jax.Array
-  prox_count: jax.Array
+  counts: jax.Array
+
+
+def step_and_position(state: ProximalRegularizeState) -> tuple[Any, Any]:
+  """The step ``k`` and inner position ``i`` of the next update."""
+  return state.counts[0], jnp.maximum(state.counts[1], 0)
 
 
 def proximal_regularize(
     strength: optax.ScalarOrSchedule,
-    period: int,
+    period: int | None = None,
     *,
     anchor_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-  r"""Adds the gradient of a proximal term around a periodic anchor.
+  r"""Adds the gradient of a proximal term around an anchor.
 
   Let :math:`k` count updates from 0, :math:`i = k \bmod S` with
   :math:`S` the ``period``, :math:`w_k` the params passed to the update and
@@ -57,11 +72,20 @@ def proximal_regularize(
   Regularized Algorithm of Zhang et al.). On a step with :math:`i = 0` the
   term is exactly zero. Chain it before any optimizer.
 
+  With ``period=None`` the anchor is taken on the first update only (or is
+  the one given by :func:`optax_prox.set_anchor`) and never refreshed: the
+  pull toward fixed weights of L2-SP fine-tuning, or of a FedProx client
+  (:func:`optax_prox.restart_inner_loop` or :func:`optax_prox.set_anchor`
+  at each round). :func:`optax_prox.restart_inner_loop` makes the next update
+  take a new anchor in either case.
+
   Args:
     strength: the proximal strength :math:`\mu_k \ge 0`, a float or a
       schedule of :math:`k`. 0 leaves the updates unchanged.
-    period: the inner-loop length :math:`S \ge 1`, a static Python int. 1
-      refreshes the anchor every step, which leaves the updates unchanged.
+    period: the inner-loop length :math:`S`, a static Python int in
+      :math:`[1, 2^{31} - 1]` (1 refreshes the anchor every step, which
+      leaves the updates unchanged), or None for an anchor that is never
+      refreshed.
     anchor_dtype: dtype to store the anchor in (e.g. ``jnp.bfloat16`` halves
       its memory); default: each param's own dtype.
 
@@ -95,8 +119,13 @@ def proximal_regularize(
     Zhang, Qu, Chen and Metaxas, `Taming the Noisy Gradient: Train Deep
     Neural Networks with Small Batch Sizes
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
+
+    Li, Grandvalet and Davoine, `Explicit Inductive Bias for Transfer
+    Learning with Convolutional Networks
+    <https://arxiv.org/abs/1802.01483>`_, ICML 2018 (L2-SP).
   """
-  period = _validation.check_period(period)
+  if period is not None:
+    period = _validation.check_period(period)
   _validation.check_nonnegative("strength", strength)
   if anchor_dtype is not None:
     anchor_dtype = jnp.dtype(anchor_dtype)
@@ -117,11 +146,9 @@ def proximal_regularize(
         zeros = jnp.where(True, zeros, p.astype(zeros.dtype))
       return zeros
 
-    anchor = jax.tree.map(zeros_placed_like, params)
     return ProximalRegularizeState(
-        anchor,
-        inner_step=jnp.zeros([], jnp.int32),
-        prox_count=jnp.zeros([], jnp.int32),  # separate buffers: donatable
+        anchor=jax.tree.map(zeros_placed_like, params),
+        counts=jnp.array([0, REFRESH_DUE], jnp.int32),
     )
 
   def update_fn(
@@ -133,10 +160,13 @@ def proximal_regularize(
     del extra_args  # accepted, like every optax transformation, and unused
     if params is None:
       raise ValueError(NO_PARAMS_MESSAGE)
-    mu = strength(state.prox_count) if callable(strength) else strength
-    refresh = state.inner_step == 0
+    _validation.check_like_anchor("params", params, state.anchor)
+    _validation.check_like_anchor("updates", updates, state.anchor)
+    step, position = step_and_position(state)
+    mu = strength(step) if callable(strength) else strength
+    refresh = state.counts[1] == REFRESH_DUE
 
-    # A cond, not a select: the anchor is written on 1 step of `period`. The
+    # A cond, not a select: the anchor is written once per inner loop. The
     # pull reads the cond's result, not the old anchor: a read of the old
     # anchor beside a cond that may overwrite it made XLA copy the anchor and
     # the params on every step; this way a donated anchor is updated in place.
@@ -154,9 +184,14 @@ def proximal_regularize(
       return g + (jnp.asarray(mu, p.dtype) * diff).astype(g.dtype)
 
     updates = jax.tree.map(pull, updates, params, anchor)
-    next_step = state.inner_step + 1
-    inner_step = jnp.where(next_step == period, 0, next_step)
-    prox_count = optax.safe_increment(state.prox_count)
-    return updates, ProximalRegularizeState(anchor, inner_step, prox_count)
+    next_position = position + 1
+    if period is not None:
+      next_position = jnp.where(next_position == period, REFRESH_DUE,
+                                next_position)
+    else:  # never refreshed: count on, saturating
+      next_position = jnp.where(position == np.iinfo(np.int32).max, position,
+                                next_position)
+    counts = jnp.stack([optax.safe_increment(step), next_position])
+    return updates, ProximalRegularizeState(anchor, counts)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

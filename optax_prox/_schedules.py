@@ -8,7 +8,8 @@ import optax
 from optax_prox import _validation
 
 
-def _value_at(value: optax.ScalarOrSchedule, count: Any) -> Any:
+def value_at(value: optax.ScalarOrSchedule, count: Any) -> Any:
+  """A hyper-parameter's value at step ``count``: a schedule is called."""
   return value(count) if callable(value) else value
 
 
@@ -48,7 +49,7 @@ def inner_loop_schedule(
   _validation.check_nonnegative("learning_rate", learning_rate)
 
   def schedule(count: Any) -> Any:
-    eta = jnp.asarray(_value_at(learning_rate, count))
+    eta = jnp.asarray(value_at(learning_rate, count))
     position = jnp.asarray(count) % period
     return eta / (position + 1).astype(eta.dtype)
 
@@ -65,7 +66,7 @@ def coupled_strength(
   """
 
   def strength_at(count: Any) -> Any:
-    eta = jnp.asarray(_value_at(learning_rate, count))
+    eta = jnp.asarray(value_at(learning_rate, count))
     positive = eta > 0
     safe_eta = jnp.where(positive, eta, jnp.ones_like(eta))
     return jnp.where(positive, 2 * lambda_w / safe_eta, jnp.zeros_like(eta))

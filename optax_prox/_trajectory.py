@@ -1,13 +1,36 @@
 r"""The Trajectory Regularized Algorithm around any optax optimizer."""
 
-import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from optax_prox import _proximal
+from optax_prox import _reference_rules
 from optax_prox import _schedules
 from optax_prox import _validation
+
+# Builds the wrapped optimizer from its step size (a scalar of the default
+# float dtype: float32, or float64 with jax_enable_x64) and the
+# params (for the dtype the step size is cast to).
+OptimizerFactory = Callable[[Any, optax.Params], optax.GradientTransformation]
+
+
+class TrajectoryRegularizedState(NamedTuple):
+  r"""State of :func:`trajectory_regularized`, :func:`trsgd` and :func:`tradam`.
+
+  Attributes:
+    proximal: the :class:`ProximalRegularizeState`: the anchor, the step
+      :math:`k` and the inner position :math:`i` of the next update.
+    optimizer: the wrapped optimizer's state. The optimizer is given its
+      step size :math:`\eta_k / (i + 1)` as a scalar on every update, so its
+      state holds no schedule counter of its own.
+  """
+
+  proximal: _proximal.ProximalRegularizeState
+  optimizer: optax.OptState
+
 
 def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   """The reference default ``lambda_w = 0.1 * eta_0``."""
@@ -23,6 +46,65 @@ def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   return 0.1 * eta_0
 
 
+def _regularized(
+    make_optimizer: OptimizerFactory,
+    learning_rate: optax.ScalarOrSchedule,
+    period: int,
+    lambda_w: Any | None,
+    weight_decay: optax.ScalarOrSchedule,
+    anchor_dtype: Any | None,
+) -> optax.GradientTransformationExtraArgs:
+  """Checks the shared arguments and builds the transformation."""
+  if period is None:
+    raise TypeError(
+        "period must be a Python int for the Trajectory Regularized"
+        " Algorithm, whose step size restarts with each inner loop. For a"
+        " pull toward an anchor that is never refreshed, chain"
+        " proximal_regularize(strength, period=None) before the optimizer."
+    )
+  period = _validation.check_period(period)
+  _validation.check_nonnegative("learning_rate", learning_rate)
+  if lambda_w is None:
+    lambda_w = _default_lambda_w(learning_rate)
+  _validation.check_nonnegative("lambda_w", lambda_w)
+  _validation.check_nonnegative("weight_decay", weight_decay)
+  no_decay = not callable(weight_decay) and (
+      _validation.concrete_float(weight_decay) == 0)
+  proximal = _proximal.proximal_regularize(
+      _schedules.coupled_strength(learning_rate, lambda_w), period,
+      anchor_dtype=anchor_dtype)
+
+  def init_fn(params: optax.Params) -> TrajectoryRegularizedState:
+    eta_0 = jnp.asarray(_schedules.value_at(learning_rate, 0), float)
+    optimizer = make_optimizer(eta_0, params)
+    return TrajectoryRegularizedState(proximal.init(params),
+                                      optimizer.init(params))
+
+  def update_fn(
+      updates: optax.Updates,
+      state: TrajectoryRegularizedState,
+      params: optax.Params | None = None,
+      **extra_args: Any,
+  ) -> tuple[optax.Updates, TrajectoryRegularizedState]:
+    step, position = _proximal.step_and_position(state.proximal)
+    updates, proximal_state = proximal.update(updates, state.proximal, params)
+    if not no_decay:
+      decay = _schedules.value_at(weight_decay, step)
+      updates = jax.tree.map(
+          lambda g, p: g + (jnp.asarray(decay, p.dtype) * p).astype(g.dtype),
+          updates, params)
+    eta = jnp.asarray(_schedules.value_at(learning_rate, step), float)
+    step_size = eta / (position + 1).astype(eta.dtype)
+    optimizer = optax.with_extra_args_support(
+        make_optimizer(step_size, params))
+    updates, optimizer_state = optimizer.update(
+        updates, state.optimizer, params, **extra_args)
+    return updates, TrajectoryRegularizedState(proximal_state,
+                                               optimizer_state)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
 def trajectory_regularized(
     optimizer: Callable[[optax.ScalarOrSchedule], optax.GradientTransformation],
     learning_rate: optax.ScalarOrSchedule,
@@ -31,7 +113,7 @@ def trajectory_regularized(
     lambda_w: Any | None = None,
     weight_decay: Any = 0.0,
     anchor_dtype: Any | None = None,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
   r"""Wraps an optimizer in the Trajectory Regularized Algorithm.
 
   With :math:`k` the step, :math:`i = k \bmod S`, :math:`w_k` the params
@@ -45,32 +127,42 @@ def trajectory_regularized(
     w &\leftarrow \text{optimizer step on } g \text{ with step size }
     \eta_k / (i + 1),
 
-  i.e. ``optax.chain(proximal_regularize(mu, period),
-  optax.add_decayed_weights(weight_decay),
-  optimizer(inner_loop_schedule(learning_rate, period)))``. Because
-  :math:`\mu_k \eta_k = 2 \lambda_w`, the proximal pull per step does not
-  change when the outer schedule decays. Where :math:`\eta_k = 0` the pull
-  is switched off (:math:`\mu_k = 0`): the step is zero there anyway.
+  that is, :func:`proximal_regularize` with :math:`\mu_k`, then L2 weight
+  decay, then the optimizer built with the step size
+  :math:`\eta_k / (i + 1)`. Because :math:`\mu_k \eta_k = 2 \lambda_w`, the
+  proximal pull per step does not change when the outer schedule decays.
+  Where :math:`\eta_k = 0` the pull is switched off (:math:`\mu_k = 0`): the
+  step is zero there anyway.
+
+  The anchor refresh and the step size read one inner position :math:`i`
+  from the state, so :func:`restart_inner_loop` restarts both (the reference
+  restarts the inner loop at every epoch). The optimizer is built anew on
+  every update with its step size as a scalar, as
+  ``optax.inject_hyperparams`` does, so it must take the learning rate as
+  its first argument and keep its state's tree the same for any value of it
+  (every optax optimizer does).
 
   Args:
     optimizer: an optax optimizer factory whose first argument is the
-      learning rate and accepts a schedule, such as ``optax.adamw``,
-      ``optax.lion`` or ``functools.partial(optax.sgd, momentum=0.9)``.
+      learning rate, such as ``optax.adamw``, ``optax.lion`` or
+      ``functools.partial(optax.sgd, momentum=0.9)``.
     learning_rate: the outer learning rate :math:`\eta_k`, a float or a
       schedule.
-    period: the inner-loop length :math:`S` (the reference's default is 10).
+    period: the inner-loop length :math:`S`, a Python int (the reference's
+      default is 10).
     lambda_w: the reference's :math:`\lambda_w \ge 0`; defaults to
-      :math:`0.1 \eta_0`.
-    weight_decay: L2 weight decay added to the gradient after the proximal
-      term (the reference's ``weight_decay``).
+      :math:`0.1 \eta_0`. 0 leaves the inner-loop step size alone, without
+      a pull.
+    weight_decay: L2 weight decay :math:`\mathrm{wd}`, a float or a
+      schedule, added to the gradient after the proximal term (the
+      reference's ``weight_decay``).
     anchor_dtype: dtype to store the anchor in; default each param's dtype.
 
   Returns:
-    An :class:`optax.GradientTransformation` whose ``update`` requires
-    ``params``.
+    An :class:`optax.GradientTransformationExtraArgs` whose ``update``
+    requires ``params``; its state is a :class:`TrajectoryRegularizedState`.
 
   Examples:
-    >>> import functools
     >>> import jax.numpy as jnp
     >>> import optax
     >>> import optax_prox
@@ -87,23 +179,13 @@ def trajectory_regularized(
     Neural Networks with Small Batch Sizes
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
-  period = _validation.check_period(period)
-  _validation.check_nonnegative("learning_rate", learning_rate)
-  if lambda_w is None:
-    lambda_w = _default_lambda_w(learning_rate)
-  _validation.check_nonnegative("lambda_w", lambda_w)
-  _validation.check_nonnegative("weight_decay", weight_decay)
-  no_decay = isinstance(weight_decay, (int, float)) and weight_decay == 0
-  return optax.chain(
-      _proximal.proximal_regularize(
-          _schedules.coupled_strength(learning_rate, lambda_w),
-          period,
-          anchor_dtype=anchor_dtype,
-      ),
-      optax.identity() if no_decay
-      else optax.add_decayed_weights(weight_decay),
-      optimizer(_schedules.inner_loop_schedule(learning_rate, period)),
-  )
+
+  def make_optimizer(step_size, params):
+    # Cast as optax.inject_hyperparams casts an injected learning rate.
+    return optimizer(step_size.astype(optax.tree.dtype(params, "highest")))
+
+  return _regularized(make_optimizer, learning_rate, period, lambda_w,
+                      weight_decay, anchor_dtype)
 
 
 def trsgd(
@@ -115,7 +197,7 @@ def trsgd(
     nesterov: bool = False,
     weight_decay: Any = 0.0,
     anchor_dtype: Any | None = None,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
   r"""TRSGD: SGD with heavy-ball momentum in the Trajectory Regularized Algorithm.
 
   .. math::
@@ -139,8 +221,8 @@ def trsgd(
     anchor_dtype: dtype to store the anchor in; default each param's dtype.
 
   Returns:
-    An :class:`optax.GradientTransformation` whose ``update`` requires
-    ``params``.
+    An :class:`optax.GradientTransformationExtraArgs` whose ``update``
+    requires ``params``; its state is a :class:`TrajectoryRegularizedState`.
 
   Examples:
     >>> import jax
@@ -164,16 +246,11 @@ def trsgd(
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
   _validation.check_fraction("momentum", momentum)
-  sgd = functools.partial(
-      optax.sgd,
-      momentum=None if isinstance(momentum, (int, float)) and momentum == 0
-      else momentum,
-      nesterov=nesterov,
-  )
-  return trajectory_regularized(
-      sgd, learning_rate, period=period, lambda_w=lambda_w,
-      weight_decay=weight_decay, anchor_dtype=anchor_dtype,
-  )
+  heavy_ball = _reference_rules.heavy_ball(momentum, nesterov)
+  return _regularized(
+      lambda step_size, params: optax.chain(
+          heavy_ball, _reference_rules.descend(step_size)),
+      learning_rate, period, lambda_w, weight_decay, anchor_dtype)
 
 
 def tradam(
@@ -186,7 +263,7 @@ def tradam(
     eps: Any = 1e-8,
     weight_decay: Any = 0.0,
     anchor_dtype: Any | None = None,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
   r"""TRAdam: Adam in the Trajectory Regularized Algorithm.
 
   .. math::
@@ -215,8 +292,8 @@ def tradam(
     anchor_dtype: dtype to store the anchor in; default each param's dtype.
 
   Returns:
-    An :class:`optax.GradientTransformation` whose ``update`` requires
-    ``params``.
+    An :class:`optax.GradientTransformationExtraArgs` whose ``update``
+    requires ``params``; its state is a :class:`TrajectoryRegularizedState`.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -237,8 +314,8 @@ def tradam(
   _validation.check_fraction("b1", b1)
   _validation.check_fraction("b2", b2)
   _validation.check_nonnegative("eps", eps)
-  adam = functools.partial(optax.adam, b1=b1, b2=b2, eps=eps)
-  return trajectory_regularized(
-      adam, learning_rate, period=period, lambda_w=lambda_w,
-      weight_decay=weight_decay, anchor_dtype=anchor_dtype,
-  )
+  adam = _reference_rules.scale_by_reference_adam(b1, b2, eps)
+  return _regularized(
+      lambda step_size, params: optax.chain(
+          adam, _reference_rules.descend(step_size)),
+      learning_rate, period, lambda_w, weight_decay, anchor_dtype)

@@ -37,9 +37,15 @@ def check_period(period: Any) -> int:
         f"period must be a Python int (the inner-loop length S), got"
         f" {period!r} of type {type(period).__name__}."
     )
-  if not 1 <= period <= _INT32_MAX:
+  if period < 1:
     raise ValueError(
         f"period must be >= 1 (1 disables the proximal term), got {period}."
+    )
+  if period > _INT32_MAX:
+    raise ValueError(
+        f"period must be at most 2**31 - 1 = {_INT32_MAX} (the inner"
+        f" position is an int32), got {period}. For an anchor that is never"
+        " refreshed, use proximal_regularize(strength, period=None)."
     )
   return int(period)
 
@@ -69,3 +75,63 @@ def check_fraction(name: str, value: Any) -> None:
   number = concrete_float(value)
   if number is not None and not 0 <= number < 1:
     raise ValueError(f"{name} must lie in [0, 1), got {number}.")
+
+
+def path_key(path: Any) -> str:
+  """A leaf's path as a string, e.g. ``"['layer']['w']"``.
+
+  A flax ``nnx.Variable`` adds ``.value`` to the path of the array it holds;
+  it is dropped, so the params of an ``nnx.Optimizer``, its state and a pure
+  dict of the same params give the same keys.
+  """
+  return jax.tree_util.keystr(tuple(
+      key for key in path
+      if not (isinstance(key, jax.tree_util.GetAttrKey)
+              and key.name == "value")))
+
+
+def leaves_by_path(tree: Any) -> dict[str, Any]:
+  """The leaves of ``tree`` keyed by :func:`path_key`."""
+  return {path_key(path): leaf
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _first_lines(paths: Any, limit: int = 3) -> str:
+  paths = sorted(paths)
+  shown = ", ".join(paths[:limit]) or "none"
+  return shown + (f" and {len(paths) - limit} more" if len(paths) > limit
+                  else "")
+
+
+def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
+  """Checks that ``tree`` has the anchor's structure and leaf shapes.
+
+  Raises a message that names ``name`` and the first leaves that differ,
+  instead of the JAX-internal error that a mismatch would otherwise give
+  deep inside the update.
+  """
+  if jax.tree.structure(tree) == jax.tree.structure(anchor):
+    pairs = zip(jax.tree_util.tree_flatten_with_path(tree)[0],
+                jax.tree.leaves(anchor))
+    for (path, leaf), anchored in pairs:
+      if np.shape(leaf) != np.shape(anchored):
+        raise ValueError(
+            f"{name}{jax.tree_util.keystr(path)} has shape"
+            f" {np.shape(leaf)}, but the optimizer state was initialized"
+            f" with shape {np.shape(anchored)} there. Pass {name} of the"
+            " shapes given to `init`, or call `init` again."
+        )
+    return
+  ours, theirs = set(leaves_by_path(tree)), set(leaves_by_path(anchor))
+  detail = (
+      f"missing {_first_lines(theirs - ours)}; unexpected"
+      f" {_first_lines(ours - theirs)}"
+      if ours != theirs else
+      f"the same leaves in other containers: {jax.tree.structure(tree)}"
+      f" against {jax.tree.structure(anchor)}"
+  )
+  raise ValueError(
+      f"{name} has a different tree from the params the optimizer state was"
+      f" initialized with ({detail}). Pass {name} with the tree given to"
+      " `init` (with flax.nnx, the same `wrt` filter), or call `init` again."
+  )

@@ -2,9 +2,11 @@
 
 This file is written from the rules (step k from 0, inner index i = k mod S,
 anchor refreshed when i == 0, mu_k = 2 * lambda_w / eta_k, L2 decay after
-the proximal term, step size eta_k / (i + 1)), not from the library, so the
-tests compare the library against an independent statement. It computes in
-float64.
+the proximal term, step size eta_k / (i + 1), Adam's eps added to sqrt(v)
+before the bias correction) and from the reference's training driver (with
+``epoch_length``, the inner-loop counter restarts at 0 with every epoch), not
+from the library, so the tests compare the library against an independent
+statement. It computes in float64.
 """
 
 from typing import Callable
@@ -24,6 +26,7 @@ def _trajectory(
     period: int,
     lambda_w: float | None,
     weight_decay: float,
+    epoch_length: int | None,
 ) -> list[np.ndarray]:
   """Runs the outer/inner loops; ``direction(g, k)`` is the optimizer."""
   lambda_w = 0.1 * lr(0) if lambda_w is None else lambda_w
@@ -31,7 +34,8 @@ def _trajectory(
   anchor = None
   trajectory = [w]
   for k in range(steps):
-    i = k % period
+    counter = k if epoch_length is None else k % epoch_length
+    i = counter % period
     eta = lr(k)
     if i == 0:
       anchor = w.copy()
@@ -46,6 +50,7 @@ def trsgd(
     grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
     lambda_w: float | None = None, momentum: float = 0.9,
     nesterov: bool = False, weight_decay: float = 0.0,
+    epoch_length: int | None = None,
 ) -> list[np.ndarray]:
   """TRSGD: heavy ball ``buf <- m buf + g``, ``w <- w - eta/(i+1) buf``."""
   buf = np.zeros_like(np.asarray(w0, np.float64))
@@ -57,15 +62,20 @@ def trsgd(
     return g + momentum * buf if nesterov else buf
 
   return _trajectory(heavy_ball, grad_fn, w0, lr, steps, period, lambda_w,
-                     weight_decay)
+                     weight_decay, epoch_length)
 
 
 def tradam(
     grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
     lambda_w: float | None = None, b1: float = 0.9, b2: float = 0.999,
     eps: float = 1e-8, weight_decay: float = 0.0,
+    epoch_length: int | None = None,
 ) -> list[np.ndarray]:
-  """TRAdam: Adam moments on g, bias correction over all steps k."""
+  """TRAdam: Adam moments on g, bias correction over all steps k.
+
+  eps is added to sqrt(v) before the bias correction, as in the reference:
+  ``sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)``.
+  """
   m = np.zeros_like(np.asarray(w0, np.float64))
   v = np.zeros_like(m)
 
@@ -73,9 +83,8 @@ def tradam(
     nonlocal m, v
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
-    m_hat = m / (1 - b1 ** (k + 1))
-    v_hat = v / (1 - b2 ** (k + 1))
-    return m_hat / (np.sqrt(v_hat) + eps)
+    t = k + 1
+    return np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
 
   return _trajectory(adam, grad_fn, w0, lr, steps, period, lambda_w,
-                     weight_decay)
+                     weight_decay, epoch_length)

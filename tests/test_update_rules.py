@@ -2,6 +2,7 @@
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -49,7 +50,6 @@ def test_trsgd_follows_the_rules_with_a_step_schedule(period, lambda_w,
   assert_trajectories_close(ours, theirs)
 
 
-@pytest.mark.optax_not_strict
 @pytest.mark.parametrize("period", [7, 4])
 @pytest.mark.parametrize("lambda_w", [None, 0.002])
 def test_tradam_follows_the_rules_with_a_step_schedule(period, lambda_w):
@@ -115,3 +115,81 @@ def test_zero_learning_rate_steps_have_no_pull_and_no_nan(values):
                            period=4, lambda_w=0.01, weight_decay=1e-3)
   assert np.all(np.isfinite(np.asarray(ours)))
   assert_trajectories_close(ours, theirs)
+
+
+# The reference's train.py: epochs of 23 steps with the inner-loop counter
+# restarted at 0 each epoch (so every epoch ends with a short inner loop of
+# 23 mod 7 = 2 steps), the rate set per epoch and dropped x0.1 after 2 of 4
+# epochs, lambda_w fixed at 0.1 x the initial rate.
+EPOCH_LENGTH, EPOCHS, RESTART_PERIOD = 23, 4, 7
+
+
+def epoch_rate(k):
+  return jnp.where(k >= 2 * EPOCH_LENGTH, 0.01, 0.1)
+
+
+def epoch_rate_in_python(k):
+  return 0.01 if k >= 2 * EPOCH_LENGTH else 0.1
+
+
+def run_restarting_each_epoch(tx, w0):
+  """Trains as train.py does, calling restart_inner_loop at each epoch."""
+  step = jax.jit(tx.update)
+  w, state = w0, tx.init(w0)
+  trajectory = [w]
+  for k in range(EPOCHS * EPOCH_LENGTH):
+    if k % EPOCH_LENGTH == 0:
+      state = optax_prox.restart_inner_loop(state)
+    updates, state = step(helpers.jax_grad(w, k), state, w)
+    w = optax.apply_updates(w, updates)
+    trajectory.append(w)
+  return trajectory
+
+
+def max_relative_deviation(ours, theirs):
+  return max(np.linalg.norm(np.asarray(w) - w_ref) / np.linalg.norm(w_ref)
+             for w, w_ref in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize("name", ["trsgd", "tradam"])
+def test_restarting_each_epoch_reproduces_the_reference_driver(name):
+  kwargs = {"trsgd": dict(momentum=0.9, weight_decay=5e-4),
+            "tradam": dict(b1=0.9, b2=0.999, eps=1e-8, weight_decay=5e-4)}
+  with jax.enable_x64(True):
+    tx = getattr(optax_prox, name)(epoch_rate, period=RESTART_PERIOD,
+                                   **kwargs[name])
+    ours = run_restarting_each_epoch(tx, jnp.asarray(helpers.W0))
+    assert ours[-1].dtype == jnp.float64
+  theirs = getattr(reference, name)(
+      helpers.numpy_grad, helpers.W0, epoch_rate_in_python,
+      EPOCHS * EPOCH_LENGTH, period=RESTART_PERIOD,
+      epoch_length=EPOCH_LENGTH, **kwargs[name])
+  assert max_relative_deviation(ours, theirs) < 1e-9
+  # Without the restarts the trajectory leaves the driver's after epoch 1.
+  cycling = getattr(reference, name)(
+      helpers.numpy_grad, helpers.W0, epoch_rate_in_python,
+      EPOCHS * EPOCH_LENGTH, period=RESTART_PERIOD, **kwargs[name])
+  assert max_relative_deviation(cycling, theirs) > 1e-4
+
+
+def tiny_gradient(w, k):
+  return 1e-6 * helpers.jax_grad(w, k)
+
+
+@pytest.mark.optax_not_strict  # runs optax's Adam
+def test_tradam_adds_eps_before_the_bias_correction_as_the_reference():
+  # With gradients of order 1e-6, eps = 1e-8 is not negligible next to
+  # sqrt(v), and where it is added changes the trajectory.
+  with jax.enable_x64(True):
+    w0 = jnp.asarray(helpers.W0)
+    ours, _ = helpers.run(optax_prox.tradam(0.01, period=5), tiny_gradient,
+                          w0, STEPS)
+    optax_placement, _ = helpers.run(
+        optax_prox.trajectory_regularized(optax.adam, 0.01, period=5),
+        tiny_gradient, w0, STEPS)
+  theirs = reference.tradam(lambda w, k: 1e-6 * helpers.numpy_grad(w, k),
+                            helpers.W0, lambda k: 0.01, STEPS, period=5)
+  assert max_relative_deviation(ours, theirs) < 1e-12
+  travelled = np.linalg.norm(theirs[-1] - theirs[0])
+  assert np.linalg.norm(np.asarray(optax_placement[-1]) - theirs[-1]) > (
+      0.1 * travelled)

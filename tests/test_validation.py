@@ -1,5 +1,6 @@
 """Bad input fails at construction or first call, naming the argument."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -18,7 +19,7 @@ from tests import helpers
         (True, TypeError, "period must be a Python int"),
         ("10", TypeError, "period must be a Python int"),
         (jnp.asarray(3), TypeError, "static_args=\\('period',\\)"),
-        (2**31, ValueError, "period must be >= 1"),
+        (2**31, ValueError, "period must be at most 2\\*\\*31 - 1"),
     ],
 )
 @pytest.mark.parametrize("factory", [
@@ -33,8 +34,18 @@ def test_bad_period(factory, period, error, match):
 
 
 def test_numpy_integer_period_is_accepted():
-  tx = optax_prox.proximal_regularize(1.0, np.int64(4))
-  assert tx.init(jnp.ones(1)).inner_step == 0
+  tx = optax.chain(optax_prox.proximal_regularize(1.0, np.int64(4)),
+                   optax.sgd(1.0))
+  params = jnp.ones(1)
+  updates, _ = tx.update(jnp.zeros(1), tx.init(params), params)
+  assert updates.shape == (1,)
+
+
+@pytest.mark.parametrize("factory", [optax_prox.trsgd, optax_prox.tradam])
+def test_trajectory_regularized_needs_an_int_period(factory):
+  with pytest.raises(TypeError, match="proximal_regularize\\(strength,"
+                     " period=None\\)"):
+    factory(0.1, period=None)
 
 
 @pytest.mark.parametrize("strength", [-0.1, float("nan"), float("inf"),
@@ -93,3 +104,58 @@ def test_update_without_params_says_how_to_pass_them(tx):
   state = tx.init(jnp.ones(2))
   with pytest.raises(ValueError, match="tx.update\\(grads, state, params\\)"):
     tx.update(jnp.ones(2), state)
+
+
+OPTIMIZERS = {
+    "proximal_regularize": lambda: optax.chain(
+        optax_prox.proximal_regularize(1.0, 3), optax.sgd(0.1)),
+    "trsgd": lambda: optax_prox.trsgd(0.1, period=3),
+    "tradam": lambda: optax_prox.tradam(0.1, period=3),
+}
+PARAMS = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+
+
+@pytest.mark.parametrize("make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS)
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("name, changed, match", [
+    ("params", {"w": jnp.ones((2, 3))}, "params has a different tree"
+     " .*missing \\['b'\\]"),
+    ("params", {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "c": jnp.ones(1)},
+     "params has a different tree .*unexpected \\['c'\\]"),
+    ("params", {"w": jnp.ones((3, 2)), "b": jnp.ones(3)},
+     "params\\['w'\\] has shape \\(3, 2\\), but the optimizer state was"
+     " initialized with shape \\(2, 3\\)"),
+    ("updates", {"w": jnp.ones((2, 3)), "b": jnp.ones(4)},
+     "updates\\['b'\\] has shape \\(4,\\)"),
+    ("updates", [jnp.ones((2, 3)), jnp.ones(3)],
+     "updates has a different tree"),
+], ids=["params-missing-leaf", "params-extra-leaf", "params-shape",
+        "grads-shape", "grads-tree"])
+def test_params_or_grads_unlike_the_state_get_our_message(make_tx, jit, name,
+                                                         changed, match):
+  tx = make_tx()
+  state = tx.init(PARAMS)
+  grads, params = (changed, PARAMS) if name == "updates" else (PARAMS, changed)
+  update = jax.jit(tx.update) if jit else tx.update
+  with pytest.raises(ValueError, match=match):
+    update(grads, state, params)
+
+
+def test_float16_params_with_tradams_default_eps_fail_at_init():
+  tx = optax_prox.tradam(1e-3)
+  params = {"w": jnp.ones(3, jnp.float16), "b": jnp.ones(3)}
+  with pytest.raises(ValueError, match="eps=1e-08 is below float16's smallest"
+                     " normal number .* Pass eps=1e-4"):
+    tx.init(params)
+
+
+def test_float16_params_with_tradams_suggested_eps_stay_finite():
+  tx = optax_prox.tradam(1e-3, eps=1e-4)
+  w = jnp.asarray([1.0, -2.0, 0.5], jnp.float16)
+  state = tx.init(w)
+  for grads in [jnp.asarray([1e-6, 0.0, 3e-5]), jnp.asarray([0.0, 0.0, 0.0]),
+                jnp.asarray([2.0, -1e-7, 1e-3])]:
+    updates, state = tx.update(grads.astype(jnp.float16), state, w)
+    assert updates.dtype == jnp.float16
+    assert bool(jnp.all(jnp.isfinite(updates))), updates
+    w = optax.apply_updates(w, updates)

@@ -1,0 +1,131 @@
+r"""The reference's SGD-momentum and Adam directions, as optax transformations.
+
+Private: :func:`optax_prox.trsgd` and :func:`optax_prox.tradam` build on
+them. Both leave the learning rate to the caller.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from optax_prox import _validation
+
+_FLOAT16_TINY = float(np.finfo(np.float16).tiny)
+
+
+def _at_least_float32(dtype: Any) -> Any:
+  """Where to compute Adam's scalars: beta2 = 0.999 is 1 in bfloat16."""
+  return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+
+
+def descend(step_size: jax.Array) -> optax.GradientTransformation:
+  r"""Scales the updates by :math:`-\eta`, cast to each update's dtype.
+
+  Like PyTorch's ``p.add_(buf, alpha=-lr)``: a bfloat16 param gets a
+  bfloat16 update, and a float64 one the rate in float64.
+  """
+
+  def update_fn(updates, state, params=None):
+    del params
+    return jax.tree.map(
+        lambda u: -jnp.asarray(step_size, u.dtype) * u, updates), state
+
+  return optax.GradientTransformation(
+      lambda params: optax.EmptyState(), update_fn)
+
+
+def heavy_ball(momentum: Any, nesterov: bool) -> optax.GradientTransformation:
+  r"""Heavy-ball momentum :math:`b \leftarrow m b + g`, without a buffer at 0.
+
+  A momentum of exactly 0 at init stores no buffer. The update reads the
+  state to know which case it is in: under ``optax.inject_hyperparams`` the
+  momentum is traced there and cannot be inspected, and the state tree must
+  stay the one ``init`` made.
+  """
+  with_buffer = optax.trace(decay=momentum, nesterov=nesterov)
+  concrete = _validation.concrete_float(momentum)
+
+  def init_fn(params: optax.Params) -> optax.OptState:
+    if concrete == 0:
+      return optax.EmptyState()
+    return with_buffer.init(params)
+
+  def update_fn(updates, state, params=None):
+    if isinstance(state, optax.EmptyState):
+      if concrete not in (None, 0):
+        raise ValueError(
+            f"momentum is {concrete}, but the optimizer state was made with"
+            " momentum 0, which stores no momentum buffer: call `init` again"
+            " with the new momentum."
+        )
+      return updates, state
+    return with_buffer.update(updates, state, params)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def scale_by_reference_adam(
+    b1: Any, b2: Any, eps: Any
+) -> optax.GradientTransformation:
+  r"""Adam with the reference's placement of :math:`\epsilon`.
+
+  .. math::
+
+    m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
+    v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \\
+    u &= \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \,
+      \frac{m}{\sqrt{v} + \epsilon},
+
+  with :math:`t` the number of updates so far, this one included:
+  :math:`\epsilon` is added before the bias correction, as PyTorch's Adam of
+  2019 and the reference TRAdam do (``optax.scale_by_adam`` adds it after).
+  The state is an :class:`optax.ScaleByAdamState`.
+  """
+
+  def init_fn(params: optax.Params) -> optax.ScaleByAdamState:
+    concrete_eps = _validation.concrete_float(eps)
+    has_float16 = any(jnp.result_type(p) == jnp.float16
+                      for p in jax.tree.leaves(params))
+    if has_float16 and concrete_eps is not None and (
+        concrete_eps < _FLOAT16_TINY):
+      raise ValueError(
+          f"eps={concrete_eps:g} is below float16's smallest normal number"
+          f" ({_FLOAT16_TINY:.3g}), and the params include float16 leaves:"
+          " sqrt(v) + eps can round to 0 there and the update become inf or"
+          " NaN. Pass eps=1e-4 (or any eps >= 6.1e-05), or keep the params"
+          " in bfloat16 or float32."
+      )
+    return optax.ScaleByAdamState(
+        count=jnp.zeros([], jnp.int32),
+        mu=optax.tree.zeros_like(params),
+        nu=optax.tree.zeros_like(params),
+    )
+
+  def update_fn(updates, state, params=None):
+    del params
+    def moment(decay, previous, g):
+      # 1 - decay before rounding: 1 - 0.999 is 0 in bfloat16.
+      decay = jnp.asarray(decay, _at_least_float32(previous.dtype))
+      dtype = previous.dtype
+      return (decay.astype(dtype) * previous
+              + (1 - decay).astype(dtype) * g.astype(dtype))
+
+    mu = jax.tree.map(lambda m, g: moment(b1, m, g), state.mu, updates)
+    nu = jax.tree.map(lambda v, g: moment(b2, v, g * g), state.nu, updates)
+    count = optax.safe_increment(state.count)
+
+    def direction(m, v):
+      dtype = _at_least_float32(m.dtype)
+      t = count.astype(dtype)
+      beta1, beta2 = (jnp.asarray(b, dtype) for b in (b1, b2))
+      correction = jnp.sqrt(1 - beta2**t) / (1 - beta1**t)
+      denominator = jnp.sqrt(v) + jnp.asarray(eps, v.dtype)
+      return correction.astype(m.dtype) * m / denominator
+
+    updates = jax.tree.map(direction, mu, nu)
+    return updates, optax.ScaleByAdamState(count, mu, nu)
+
+  return optax.GradientTransformation(init_fn, update_fn)

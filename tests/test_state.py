@@ -1,0 +1,241 @@
+"""The state helpers: restart_inner_loop, set_anchor, anchor_distance.
+
+Their generic use over the table of optimizers is in ``test_common.py``; this
+file checks what each one means: the recipes they serve (per-epoch restarts,
+L2-SP, FedProx) against NumPy, and their errors.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import optax_prox
+from tests import helpers
+
+PARAMS = {"w": jnp.asarray([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.asarray([0.25])}
+GRADS = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), PARAMS)
+
+
+def containers(inner):
+  """Optimizer states that hold ``inner``'s state somewhere inside."""
+  return {
+      "bare": inner,
+      "chain": optax.chain(optax.clip_by_global_norm(1.0), inner),
+      "masked": optax.masked(inner, {"w": True, "b": False}),
+      "multi_steps": optax.MultiSteps(inner, every_k_schedule=1),
+  }
+
+
+STATES = {
+    **{f"trsgd-{name}": tx for name, tx in containers(
+        optax_prox.trsgd(0.1, period=3)).items()},
+    "tradam": optax_prox.tradam(0.01, period=3),
+    "lion": optax_prox.trajectory_regularized(optax.lion, 1e-3, period=3),
+    "inject_hyperparams": optax.inject_hyperparams(
+        optax_prox.trsgd, static_args=("period",))(learning_rate=0.1,
+                                                    period=3),
+}
+
+
+def anchored(state):
+  """The anchor, with leaves that optax.masked leaves out dropped."""
+  return {path: leaf for path, leaf in optax_prox_leaves(
+      optax.tree.get(state, "anchor")).items()}
+
+
+def optax_prox_leaves(tree):
+  return {jax.tree_util.keystr(path): leaf
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
+@pytest.mark.parametrize("tx", STATES.values(), ids=STATES)
+def test_restart_takes_the_next_params_as_anchor_jitted(tx):
+  update = jax.jit(tx.update)
+  restart = jax.jit(optax_prox.restart_inner_loop)
+  params, state = PARAMS, tx.init(PARAMS)
+  for _ in range(2):  # mid inner loop
+    updates, state = update(GRADS, state, params)
+    params = optax.apply_updates(params, updates)
+  before = anchored(state)
+  _, state = update(GRADS, restart(state), params)
+  after = anchored(state)
+  assert after.keys() == before.keys()
+  for path, leaf in after.items():
+    np.testing.assert_array_equal(leaf, optax_prox_leaves(params)[path])
+    assert not np.array_equal(leaf, before[path])
+
+
+@pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
+@pytest.mark.parametrize("tx", STATES.values(), ids=STATES)
+def test_set_anchor_and_anchor_distance_jitted(tx):
+  state = tx.init(PARAMS)
+  target = jax.tree.map(lambda p: p + 2.0, PARAMS)
+  state = jax.jit(optax_prox.set_anchor)(state, target)
+  for path, leaf in anchored(state).items():
+    np.testing.assert_array_equal(leaf, optax_prox_leaves(target)[path])
+  # Every anchored leaf is 2 away in each entry.
+  expected = 2.0 * np.sqrt(sum(leaf.size for leaf in anchored(state).values()))
+  distance = jax.jit(optax_prox.anchor_distance)(state, PARAMS)
+  assert distance.dtype == jnp.float32 and distance.shape == ()
+  np.testing.assert_allclose(distance, expected, rtol=1e-6)
+  # The next update pulls toward the new anchor instead of replacing it.
+  _, state = tx.update(GRADS, state, PARAMS)
+  for path, leaf in anchored(state).items():
+    np.testing.assert_array_equal(leaf, optax_prox_leaves(target)[path])
+
+
+def test_restart_gives_the_full_step_and_keeps_the_outer_step():
+  lr = helpers.Piecewise([0.1, 0.01], [3])
+  tx = optax_prox.trsgd(lr, period=5, lambda_w=0.0, momentum=0.0)
+  w, state = jnp.zeros(1), tx.init(jnp.zeros(1))
+  steps = []
+  for k in range(4):
+    if k == 2:
+      state = optax_prox.restart_inner_loop(state)
+    updates, state = tx.update(jnp.ones(1), state, w)
+    steps.append(float(-updates[0]))
+    w = optax.apply_updates(w, updates)
+  # k=0, 1: positions 0, 1 at eta 0.1; restart at k=2: position 0 again,
+  # eta still 0.1 (k=2 < 3); k=3: position 1 at the decayed eta 0.01.
+  np.testing.assert_allclose(steps, [0.1, 0.05, 0.1, 0.005], rtol=1e-6)
+
+
+def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
+
+  class Model(nnx.Module):
+
+    def __init__(self, rngs):
+      self.linear = nnx.Linear(2, 3, rngs=rngs)
+
+    def __call__(self, x):
+      return self.linear(x)
+
+  model = Model(nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, optax_prox.trsgd(0.1, period=4),
+                            wrt=nnx.Param)
+
+  @nnx.jit(static_argnames="restart")
+  def train_step(model, optimizer, x, restart):
+    if restart:
+      optimizer.opt_state = optax_prox.restart_inner_loop(optimizer.opt_state)
+    grads = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(model)
+    optimizer.update(model, grads)
+    return optax_prox.anchor_distance(optimizer.opt_state,
+                                      nnx.state(model, nnx.Param))
+
+  x = jnp.ones((1, 2))
+  distances = [float(train_step(model, optimizer, x, restart=False))
+               for _ in range(3)]
+  before = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  after_restart = float(train_step(model, optimizer, x, restart=True))
+  after = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  # After a restart the anchor is the params before the update, so the
+  # distance is the length of that one update.
+  step_length = float(optax.tree.norm(optax.tree.sub(after, before)))
+  np.testing.assert_allclose(after_restart, step_length, rtol=1e-5)
+  assert distances[0] > 0 and distances[2] > distances[1] > after_restart
+
+
+@pytest.mark.parametrize("helper, args", [
+    (optax_prox.restart_inner_loop, ()),
+    (optax_prox.set_anchor, (PARAMS,)),
+    (optax_prox.anchor_distance, (PARAMS,)),
+])
+def test_a_state_without_ours_is_refused(helper, args):
+  state = optax.sgd(0.1).init(PARAMS)
+  with pytest.raises(ValueError, match=f"{helper.__name__}: opt_state holds"
+                     " no ProximalRegularizeState"):
+    helper(state, *args)
+
+
+def test_anchor_distance_needs_a_single_anchor():
+  tx = optax.chain(optax_prox.proximal_regularize(1.0, 2),
+                   optax_prox.proximal_regularize(1.0, 3))
+  with pytest.raises(ValueError, match="holds 2 ProximalRegularizeStates"):
+    optax_prox.anchor_distance(tx.init(PARAMS), PARAMS)
+
+
+@pytest.mark.parametrize("anchor, match", [
+    ({"w": PARAMS["w"]}, "anchor has no leaf at \\['b'\\]"),
+    ({**PARAMS, "c": jnp.ones(1)}, "anchor has leaves that the params do not"
+     " have: \\['c'\\]"),
+    ({"w": jnp.ones((2, 3)), "b": PARAMS["b"]},
+     "anchor\\['w'\\] has shape \\(2, 3\\), but the param there has shape"
+     " \\(2, 2\\)"),
+])
+def test_set_anchor_refuses_an_unlike_tree(anchor, match):
+  state = optax_prox.trsgd(0.1).init(PARAMS)
+  with pytest.raises(ValueError, match=match):
+    optax_prox.set_anchor(state, anchor)
+
+
+def test_set_anchor_casts_to_the_stored_dtype():
+  tx = optax_prox.trsgd(0.1, anchor_dtype=jnp.bfloat16)
+  state = optax_prox.set_anchor(tx.init(PARAMS), PARAMS)
+  for leaf in jax.tree.leaves(optax.tree.get(state, "anchor")):
+    assert leaf.dtype == jnp.bfloat16
+
+
+def test_anchor_distance_names_a_params_tree_without_an_anchored_leaf():
+  state = optax_prox.trsgd(0.1).init(PARAMS)
+  with pytest.raises(ValueError, match="params has no leaf at \\['b'\\]"):
+    optax_prox.anchor_distance(state, {"w": PARAMS["w"]})
+
+
+# --------------------------------------------------------- the recipes ----
+
+def quadratic_grad(w, k):
+  """The gradient of a noisy quadratic, in NumPy or JAX alike."""
+  del k
+  return 0.5 * w - 1.0
+
+
+def test_l2_sp_matches_numpy_and_never_moves_the_anchor():
+  mu, lr, steps = 0.3, 0.1, 100
+  w0 = np.asarray(helpers.W0, np.float32)
+  tx = optax.chain(optax_prox.proximal_regularize(mu), optax.sgd(lr))
+  trajectory, state = helpers.run(
+      tx, lambda w, k: jnp.asarray(helpers.A, w.dtype) @ w
+      - jnp.asarray(helpers.B, w.dtype), jnp.asarray(w0), steps)
+  w = w0.astype(np.float64)
+  for _ in range(steps):  # SGD on f + mu/2 ||w - w0||^2
+    w = w - lr * (helpers.A @ w - helpers.B + mu * (w - w0))
+  np.testing.assert_allclose(trajectory[-1], w, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(optax.tree.get(state, "anchor"), w0)
+
+
+def test_fedprox_clients_and_server_match_numpy():
+  # Two clients with their own quadratics, 5 rounds of 6 local SGD steps
+  # pulled toward the global model, which the server then averages.
+  mu, lr, rounds, local_steps = 0.5, 0.1, 5, 6
+  centers = [np.asarray([1.0, -1.0]), np.asarray([3.0, 2.0])]
+  tx = optax.chain(optax_prox.proximal_regularize(mu), optax.sgd(lr))
+  update = jax.jit(tx.update)
+  global_w = jnp.zeros(2)
+  states = [tx.init(global_w) for _ in centers]
+  for _ in range(rounds):
+    finals = []
+    for client, center in enumerate(centers):
+      state = optax_prox.set_anchor(states[client], global_w)
+      w = global_w
+      for _ in range(local_steps):
+        updates, state = update(w - jnp.asarray(center, w.dtype), state, w)
+        w = optax.apply_updates(w, updates)
+      states[client] = state
+      finals.append(w)
+    global_w = (finals[0] + finals[1]) / 2
+
+  expected = np.zeros(2)
+  for _ in range(rounds):
+    finals = []
+    for center in centers:
+      w = expected.copy()
+      for _ in range(local_steps):
+        w = w - lr * ((w - center) + mu * (w - expected))
+      finals.append(w)
+    expected = (finals[0] + finals[1]) / 2
+  np.testing.assert_allclose(global_w, expected, rtol=1e-5)
