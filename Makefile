@@ -44,7 +44,7 @@ docs: $(VENV)/.installed-docs  ## build the documentation site into docs/_build/
 lint: $(VENV)/.installed-lint  ## ruff check and ruff format --check on the tree, mypy on optax_prox/
 	@status=0; \
 	$(BIN)/ruff check . || status=1; \
-	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/ruff format --check --output-format concise . || status=1; \
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
