@@ -44,3 +44,12 @@ def test_bias_correction_is_computed_in_at_least_float32(dtype):
   assert updates.dtype == dtype
   # The first Adam step is -lr * sign(g) (up to eps).
   np.testing.assert_allclose(updates.astype(jnp.float32), -1e-2, rtol=1e-2)
+
+
+def test_tradams_state_names_are_unique_for_optax_tree_get():
+  tx = optax_prox.tradam(1e-3)
+  state = tx.init(PARAMS)
+  for _ in range(3):
+    _, state = tx.update(PARAMS, state, PARAMS)
+  assert int(optax.tree.get(state, "count")) == 3  # Adam's bias correction
+  np.testing.assert_array_equal(optax.tree.get(state, "counts"), [3, 3])
