@@ -1,17 +1,20 @@
 """Fails the docs build when a public name of optax_prox is undocumented.
 
 Every name in ``optax_prox.__all__`` must be documented by an autodoc
-directive (in ``docs/api.rst``); the check reads what Sphinx actually
-documented, after all pages are read.
+directive (in ``docs/api.rst``). The check reads what Sphinx actually
+documented, once all pages are read, and warns for each missing name;
+``make docs`` runs ``sphinx-build -W``, so a warning fails the build.
 """
 
 from typing import Any
 
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
-from sphinx.errors import ExtensionError
+from sphinx.util import logging
 
 import optax_prox
+
+logger = logging.getLogger(__name__)
 
 
 def undocumented(documented: set[str]) -> list[str]:
@@ -21,13 +24,14 @@ def undocumented(documented: set[str]) -> list[str]:
 
 
 def check_coverage(app: Sphinx, env: BuildEnvironment) -> None:
-  """Raises when ``env`` documents fewer names than ``__all__`` has."""
+  """Warns for each name of ``__all__`` that ``env`` does not document."""
   del app
-  missing = undocumented(set(env.get_domain("py").objects))
-  if missing:
-    raise ExtensionError(
-      f"the docs do not document {', '.join(missing)}: add an autodoc"
-      " directive for each to docs/api.rst."
+  for name in undocumented(set(env.get_domain("py").objects)):
+    logger.warning(
+      "%s is public but undocumented: add an autodoc directive for it to"
+      " docs/api.rst",
+      name,
+      location="api",
     )
 
 
