@@ -18,14 +18,14 @@ from optax_prox._trajectory import trsgd
 __version__ = "0.2.0.dev0"
 
 __all__ = (
-    "ProximalRegularizeState",
-    "TrajectoryRegularizedState",
-    "anchor_distance",
-    "inner_loop_schedule",
-    "proximal_regularize",
-    "restart_inner_loop",
-    "set_anchor",
-    "tradam",
-    "trajectory_regularized",
-    "trsgd",
+  "ProximalRegularizeState",
+  "TrajectoryRegularizedState",
+  "anchor_distance",
+  "inner_loop_schedule",
+  "proximal_regularize",
+  "restart_inner_loop",
+  "set_anchor",
+  "tradam",
+  "trajectory_regularized",
+  "trsgd",
 )

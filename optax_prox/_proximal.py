@@ -1,6 +1,6 @@
-r"""The proximal pull toward an anchor that is refreshed every ``period`` steps."""
+r"""The proximal pull toward an anchor, refreshed every ``period`` steps."""
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +10,9 @@ import optax
 from optax_prox import _validation
 
 NO_PARAMS_MESSAGE = (
-    "proximal_regularize needs the current parameters: call"
-    " `tx.update(grads, state, params)` (with flax.nnx, use"
-    " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
+  "proximal_regularize needs the current parameters: call"
+  " `tx.update(grads, state, params)` (with flax.nnx, use"
+  " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
 )
 
 # counts[1] before an update that takes a new anchor: at init, after
@@ -50,10 +50,10 @@ def step_and_position(state: ProximalRegularizeState) -> tuple[Any, Any]:
 
 
 def proximal_regularize(
-    strength: optax.ScalarOrSchedule,
-    period: int | None = None,
-    *,
-    anchor_dtype: Any | None = None,
+  strength: optax.ScalarOrSchedule,
+  period: int | None = None,
+  *,
+  anchor_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adds the gradient of a proximal term around an anchor.
 
@@ -131,13 +131,13 @@ def proximal_regularize(
     anchor_dtype = jnp.dtype(anchor_dtype)
     if not jnp.issubdtype(anchor_dtype, jnp.inexact):
       raise TypeError(
-          f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
-          f" {anchor_dtype}."
+        f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
+        f" {anchor_dtype}."
       )
 
   def init_fn(params: optax.Params) -> ProximalRegularizeState:
 
-    def zeros_placed_like(p):
+    def zeros_placed_like(p: jax.Array) -> jax.Array:
       zeros = jnp.zeros_like(p, dtype=anchor_dtype or p.dtype)
       if isinstance(p, jax.core.Tracer):
         # Under jit with automatic sharding a constant has no sharding of
@@ -147,17 +147,18 @@ def proximal_regularize(
       return zeros
 
     return ProximalRegularizeState(
-        anchor=jax.tree.map(zeros_placed_like, params),
-        counts=jnp.array([0, REFRESH_DUE], jnp.int32),
+      anchor=jax.tree.map(zeros_placed_like, params),
+      counts=jnp.array([0, REFRESH_DUE], jnp.int32),
     )
 
   def update_fn(
-      updates: optax.Updates,
-      state: ProximalRegularizeState,
-      params: optax.Params | None = None,
-      **extra_args: Any,
-  ) -> tuple[optax.Updates, ProximalRegularizeState]:
+    updates: optax.Updates,
+    state: optax.OptState,
+    params: optax.Params | None = None,
+    **extra_args: Any,
+  ) -> tuple[optax.Updates, optax.OptState]:
     del extra_args  # accepted, like every optax transformation, and unused
+    state = cast(ProximalRegularizeState, state)
     if params is None:
       raise ValueError(NO_PARAMS_MESSAGE)
     _validation.check_like_anchor("params", params, state.anchor)
@@ -171,13 +172,14 @@ def proximal_regularize(
     # anchor beside a cond that may overwrite it made XLA copy the anchor and
     # the params on every step; this way a donated anchor is updated in place.
     anchor = jax.lax.cond(
-        refresh,
-        lambda p, a: jax.tree.map(lambda p, a: p.astype(a.dtype), p, a),
-        lambda p, a: a,
-        params, state.anchor,
+      refresh,
+      lambda p, a: jax.tree.map(lambda p, a: p.astype(a.dtype), p, a),
+      lambda p, a: a,
+      params,
+      state.anchor,
     )
 
-    def pull(g, p, a):
+    def pull(g: jax.Array, p: jax.Array, a: jax.Array) -> jax.Array:
       # On a refresh step the difference is exactly 0, even when the anchor
       # is stored in a narrower dtype than p.
       diff = p - jnp.where(refresh, p, a.astype(p.dtype))
@@ -186,11 +188,13 @@ def proximal_regularize(
     updates = jax.tree.map(pull, updates, params, anchor)
     next_position = position + 1
     if period is not None:
-      next_position = jnp.where(next_position == period, REFRESH_DUE,
-                                next_position)
+      next_position = jnp.where(
+        next_position == period, REFRESH_DUE, next_position
+      )
     else:  # never refreshed: count on, saturating
-      next_position = jnp.where(position == np.iinfo(np.int32).max, position,
-                                next_position)
+      next_position = jnp.where(
+        position == np.iinfo(np.int32).max, position, next_position
+      )
     counts = jnp.stack([optax.safe_increment(step), next_position])
     return updates, ProximalRegularizeState(anchor, counts)
 

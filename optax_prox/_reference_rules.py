@@ -4,7 +4,7 @@ Private: :func:`optax_prox.trsgd` and :func:`optax_prox.tradam` build on
 them. Both leave the learning rate to the caller.
 """
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ _FLOAT16_TINY = float(np.finfo(np.float16).tiny)
 
 def _at_least_float32(dtype: Any) -> Any:
   """Where to compute Adam's scalars: beta2 = 0.999 is 1 in bfloat16."""
-  return dtype if jnp.finfo(dtype).bits >= 32 else jnp.float32
+  return dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
 
 
 def descend(step_size: jax.Array) -> optax.GradientTransformation:
@@ -28,13 +28,19 @@ def descend(step_size: jax.Array) -> optax.GradientTransformation:
   bfloat16 update, and a float64 one the rate in float64.
   """
 
-  def update_fn(updates, state, params=None):
+  def update_fn(
+    updates: optax.Updates,
+    state: optax.OptState,
+    params: optax.Params | None = None,
+  ) -> tuple[optax.Updates, optax.OptState]:
     del params
     return jax.tree.map(
-        lambda u: -jnp.asarray(step_size, u.dtype) * u, updates), state
+      lambda u: -jnp.asarray(step_size, u.dtype) * u, updates
+    ), state
 
   return optax.GradientTransformation(
-      lambda params: optax.EmptyState(), update_fn)
+    lambda params: optax.EmptyState(), update_fn
+  )
 
 
 def heavy_ball(momentum: Any, nesterov: bool) -> optax.GradientTransformation:
@@ -53,13 +59,17 @@ def heavy_ball(momentum: Any, nesterov: bool) -> optax.GradientTransformation:
       return optax.EmptyState()
     return with_buffer.init(params)
 
-  def update_fn(updates, state, params=None):
+  def update_fn(
+    updates: optax.Updates,
+    state: optax.OptState,
+    params: optax.Params | None = None,
+  ) -> tuple[optax.Updates, optax.OptState]:
     if isinstance(state, optax.EmptyState):
       if concrete not in (None, 0):
         raise ValueError(
-            f"momentum is {concrete}, but the optimizer state was made with"
-            " momentum 0, which stores no momentum buffer: call `init` again"
-            " with the new momentum."
+          f"momentum is {concrete}, but the optimizer state was made with"
+          " momentum 0, which stores no momentum buffer: call `init` again"
+          " with the new momentum."
         )
       return updates, state
     return with_buffer.update(updates, state, params)
@@ -68,7 +78,7 @@ def heavy_ball(momentum: Any, nesterov: bool) -> optax.GradientTransformation:
 
 
 def scale_by_reference_adam(
-    b1: Any, b2: Any, eps: Any
+  b1: Any, b2: Any, eps: Any
 ) -> optax.GradientTransformation:
   r"""Adam with the reference's placement of :math:`\epsilon`.
 
@@ -87,37 +97,49 @@ def scale_by_reference_adam(
 
   def init_fn(params: optax.Params) -> optax.ScaleByAdamState:
     concrete_eps = _validation.concrete_float(eps)
-    has_float16 = any(jnp.result_type(p) == jnp.float16
-                      for p in jax.tree.leaves(params))
-    if has_float16 and concrete_eps is not None and (
-        concrete_eps < _FLOAT16_TINY):
+    has_float16 = any(
+      jnp.result_type(p) == jnp.float16 for p in jax.tree.leaves(params)
+    )
+    if (
+      has_float16
+      and concrete_eps is not None
+      and (concrete_eps < _FLOAT16_TINY)
+    ):
       raise ValueError(
-          f"eps={concrete_eps:g} is below float16's smallest normal number"
-          f" ({_FLOAT16_TINY:.3g}), and the params include float16 leaves:"
-          " sqrt(v) + eps can round to 0 there and the update become inf or"
-          " NaN. Pass eps=1e-4 (or any eps >= 6.1e-05), or keep the params"
-          " in bfloat16 or float32."
+        f"eps={concrete_eps:g} is below float16's smallest normal number"
+        f" ({_FLOAT16_TINY:.3g}), and the params include float16 leaves:"
+        " sqrt(v) + eps can round to 0 there and the update become inf or"
+        " NaN. Pass eps=1e-4 (or any eps >= 6.1e-05), or keep the params"
+        " in bfloat16 or float32."
       )
     return optax.ScaleByAdamState(
-        count=jnp.zeros([], jnp.int32),
-        mu=optax.tree.zeros_like(params),
-        nu=optax.tree.zeros_like(params),
+      count=jnp.zeros([], jnp.int32),
+      mu=optax.tree.zeros_like(params),
+      nu=optax.tree.zeros_like(params),
     )
 
-  def update_fn(updates, state, params=None):
+  def update_fn(
+    updates: optax.Updates,
+    state: optax.OptState,
+    params: optax.Params | None = None,
+  ) -> tuple[optax.Updates, optax.OptState]:
     del params
-    def moment(decay, previous, g):
+    state = cast(optax.ScaleByAdamState, state)
+
+    def moment(decay: Any, previous: jax.Array, g: jax.Array) -> jax.Array:
       # 1 - decay before rounding: 1 - 0.999 is 0 in bfloat16.
       decay = jnp.asarray(decay, _at_least_float32(previous.dtype))
       dtype = previous.dtype
-      return (decay.astype(dtype) * previous
-              + (1 - decay).astype(dtype) * g.astype(dtype))
+      new: jax.Array = decay.astype(dtype) * previous + (1 - decay).astype(
+        dtype
+      ) * g.astype(dtype)
+      return new
 
     mu = jax.tree.map(lambda m, g: moment(b1, m, g), state.mu, updates)
     nu = jax.tree.map(lambda v, g: moment(b2, v, g * g), state.nu, updates)
-    count = optax.safe_increment(state.count)
+    count = jnp.asarray(optax.safe_increment(state.count))
 
-    def direction(m, v):
+    def direction(m: jax.Array, v: jax.Array) -> jax.Array:
       dtype = _at_least_float32(m.dtype)
       t = count.astype(dtype)
       beta1, beta2 = (jnp.asarray(b, dtype) for b in (b1, b2))

@@ -1,4 +1,4 @@
-r"""Learning-rate and strength schedules of the Trajectory Regularized Algorithm."""
+r"""The schedules of the Trajectory Regularized Algorithm."""
 
 from typing import Any
 
@@ -14,7 +14,7 @@ def value_at(value: optax.ScalarOrSchedule, count: Any) -> Any:
 
 
 def inner_loop_schedule(
-    learning_rate: optax.ScalarOrSchedule, period: int
+  learning_rate: optax.ScalarOrSchedule, period: int
 ) -> optax.Schedule:
   r"""Divides a learning rate by the position in the inner loop.
 
@@ -57,7 +57,7 @@ def inner_loop_schedule(
 
 
 def coupled_strength(
-    learning_rate: optax.ScalarOrSchedule, lambda_w: Any
+  learning_rate: optax.ScalarOrSchedule, lambda_w: Any
 ) -> optax.ScalarOrSchedule:
   r"""The reference's strength :math:`\mu_k = 2\lambda_w / \eta_k`.
 

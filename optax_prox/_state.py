@@ -6,7 +6,8 @@ Each takes a whole optimizer state, wherever :func:`proximal_regularize`'s
 flax ``nnx.Optimizer``. They are pure functions and can be jitted.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,27 +21,34 @@ _State = _proximal.ProximalRegularizeState
 
 
 def _is_ours(node: Any) -> bool:
-  return isinstance(node, _State)
+  return isinstance(node, _proximal.ProximalRegularizeState)
 
 
 def _ours(opt_state: optax.OptState, caller: str) -> list[_State]:
-  found = [node for node in jax.tree.leaves(opt_state, is_leaf=_is_ours)
-           if _is_ours(node)]
+  found = [
+    node
+    for node in jax.tree.leaves(opt_state, is_leaf=_is_ours)
+    if _is_ours(node)
+  ]
   if not found:
     raise ValueError(
-        f"{caller}: opt_state holds no ProximalRegularizeState. Pass the"
-        " state of an optimizer built with optax_prox (trsgd, tradam,"
-        " trajectory_regularized, or a chain with proximal_regularize)."
+      f"{caller}: opt_state holds no ProximalRegularizeState. Pass the"
+      " state of an optimizer built with optax_prox (trsgd, tradam,"
+      " trajectory_regularized, or a chain with proximal_regularize)."
     )
   return found
 
 
 def _replace_ours(
-    opt_state: optax.OptState, caller: str, replace: Callable[[_State], _State]
+  opt_state: optax.OptState, caller: str, replace: Callable[[_State], _State]
 ) -> optax.OptState:
   _ours(opt_state, caller)
-  return jax.tree.map(lambda node: replace(node) if _is_ours(node) else node,
-                      opt_state, is_leaf=_is_ours)
+  new_state: optax.OptState = jax.tree.map(
+    lambda node: replace(node) if _is_ours(node) else node,
+    opt_state,
+    is_leaf=_is_ours,
+  )
+  return new_state
 
 
 def _with_position(state: _State, position: Callable[[Any], Any]) -> _State:
@@ -86,9 +94,12 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
     [-0.1]
   """
   return _replace_ours(
-      opt_state, "restart_inner_loop",
-      lambda state: _with_position(
-          state, lambda p: jnp.full_like(p, _proximal.REFRESH_DUE)))
+    opt_state,
+    "restart_inner_loop",
+    lambda state: _with_position(
+      state, lambda p: jnp.full_like(p, _proximal.REFRESH_DUE)
+    ),
+  )
 
 
 def _new_anchor(anchor: Any, stored: Any) -> Any:
@@ -98,35 +109,39 @@ def _new_anchor(anchor: Any, stored: Any) -> Any:
   missing = sorted(set(wanted) - set(given))
   if missing:
     raise ValueError(
-        f"anchor has no leaf at {', '.join(missing[:3])}"
-        f"{' and more' if len(missing) > 3 else ''}: pass a tree with the"
-        " params' structure (for flax.nnx, `nnx.state(model, nnx.Param)`)."
+      f"anchor has no leaf at {', '.join(missing[:3])}"
+      f"{' and more' if len(missing) > 3 else ''}: pass a tree with the"
+      " params' structure (for flax.nnx, `nnx.state(model, nnx.Param)`)."
     )
   has_masked_leaves = any(
-      isinstance(node, optax.MaskedNode)
-      for node in jax.tree.leaves(
-          stored, is_leaf=lambda n: isinstance(n, optax.MaskedNode)))
+    isinstance(node, optax.MaskedNode)
+    for node in jax.tree.leaves(
+      stored, is_leaf=lambda n: isinstance(n, optax.MaskedNode)
+    )
+  )
   unexpected = sorted(set(given) - set(wanted))
   if unexpected and not has_masked_leaves:
     raise ValueError(
-        f"anchor has leaves that the params do not have:"
-        f" {', '.join(unexpected[:3])}. Pass a tree with the params'"
-        " structure."
+      f"anchor has leaves that the params do not have:"
+      f" {', '.join(unexpected[:3])}. Pass a tree with the params'"
+      " structure."
     )
   for path, leaf in wanted.items():
     if np.shape(given[path]) != np.shape(leaf):
       raise ValueError(
-          f"anchor{path} has shape {np.shape(given[path])}, but the param"
-          f" there has shape {np.shape(leaf)}."
+        f"anchor{path} has shape {np.shape(given[path])}, but the param"
+        f" there has shape {np.shape(leaf)}."
       )
 
-  def cast(path, leaf):
+  def cast(path: Any, leaf: jax.Array) -> jax.Array:
     return jnp.asarray(given[_validation.path_key(path)], leaf.dtype)
 
   return jax.tree_util.tree_map_with_path(cast, stored)
 
 
-def set_anchor(opt_state: optax.OptState, anchor: optax.Params) -> optax.OptState:
+def set_anchor(
+  opt_state: optax.OptState, anchor: optax.Params
+) -> optax.OptState:
   r"""Replaces the anchor that the next updates are pulled toward.
 
   .. math::
@@ -172,7 +187,9 @@ def set_anchor(opt_state: optax.OptState, anchor: optax.Params) -> optax.OptStat
   return _replace_ours(opt_state, "set_anchor", replace)
 
 
-def anchor_distance(opt_state: optax.OptState, params: optax.Params) -> jax.Array:
+def anchor_distance(
+  opt_state: optax.OptState, params: optax.Params
+) -> jax.Array:
   r"""The distance from the params to the anchor, the thing to log.
 
   .. math::
@@ -206,26 +223,27 @@ def anchor_distance(opt_state: optax.OptState, params: optax.Params) -> jax.Arra
   found = _ours(opt_state, "anchor_distance")
   if len(found) > 1:
     raise ValueError(
-        f"anchor_distance: opt_state holds {len(found)}"
-        " ProximalRegularizeStates; pass the part of the state that holds"
-        " the one you mean."
+      f"anchor_distance: opt_state holds {len(found)}"
+      " ProximalRegularizeStates; pass the part of the state that holds"
+      " the one you mean."
     )
   anchored = _validation.leaves_by_path(found[0].anchor)
   current = _validation.leaves_by_path(params)
   missing = sorted(set(anchored) - set(current))
   if missing:
     raise ValueError(
-        f"params has no leaf at {', '.join(missing[:3])}, where the state"
-        " holds an anchor: pass the params the optimizer updates."
+      f"params has no leaf at {', '.join(missing[:3])}, where the state"
+      " holds an anchor: pass the params the optimizer updates."
     )
   total = jnp.zeros([], jnp.float32)
   for path, anchor in anchored.items():
     if np.shape(current[path]) != np.shape(anchor):
       raise ValueError(
-          f"params{path} has shape {np.shape(current[path])}, but its anchor"
-          f" has shape {np.shape(anchor)}."
+        f"params{path} has shape {np.shape(current[path])}, but its anchor"
+        f" has shape {np.shape(anchor)}."
       )
-    diff = (jnp.asarray(current[path], jnp.float32)
-            - jnp.asarray(anchor, jnp.float32))
+    diff = jnp.asarray(current[path], jnp.float32) - jnp.asarray(
+      anchor, jnp.float32
+    )
     total = total + jnp.sum(diff * diff)
   return jnp.sqrt(total)

@@ -1,6 +1,7 @@
 r"""The Trajectory Regularized Algorithm around any optax optimizer."""
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -39,28 +40,28 @@ def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   eta_0 = learning_rate(0)
   if _validation.concrete_float(eta_0) == 0:
     raise ValueError(
-        "lambda_w defaults to 0.1 * learning_rate(0), but learning_rate(0) is"
-        " 0 (a warm-up from zero?), which would switch the proximal term off."
-        " Pass lambda_w explicitly, e.g. 0.1 * peak_learning_rate."
+      "lambda_w defaults to 0.1 * learning_rate(0), but learning_rate(0) is"
+      " 0 (a warm-up from zero?), which would switch the proximal term off."
+      " Pass lambda_w explicitly, e.g. 0.1 * peak_learning_rate."
     )
   return 0.1 * eta_0
 
 
 def _regularized(
-    make_optimizer: OptimizerFactory,
-    learning_rate: optax.ScalarOrSchedule,
-    period: int,
-    lambda_w: Any | None,
-    weight_decay: optax.ScalarOrSchedule,
-    anchor_dtype: Any | None,
+  make_optimizer: OptimizerFactory,
+  learning_rate: optax.ScalarOrSchedule,
+  period: int,
+  lambda_w: Any | None,
+  weight_decay: optax.ScalarOrSchedule,
+  anchor_dtype: Any | None,
 ) -> optax.GradientTransformationExtraArgs:
   """Checks the shared arguments and builds the transformation."""
   if period is None:
     raise TypeError(
-        "period must be a Python int for the Trajectory Regularized"
-        " Algorithm, whose step size restarts with each inner loop. For a"
-        " pull toward an anchor that is never refreshed, chain"
-        " proximal_regularize(strength, period=None) before the optimizer."
+      "period must be a Python int for the Trajectory Regularized"
+      " Algorithm, whose step size restarts with each inner loop. For a"
+      " pull toward an anchor that is never refreshed, chain"
+      " proximal_regularize(strength, period=None) before the optimizer."
     )
   period = _validation.check_period(period)
   _validation.check_nonnegative("learning_rate", learning_rate)
@@ -69,50 +70,64 @@ def _regularized(
   _validation.check_nonnegative("lambda_w", lambda_w)
   _validation.check_nonnegative("weight_decay", weight_decay)
   no_decay = not callable(weight_decay) and (
-      _validation.concrete_float(weight_decay) == 0)
+    _validation.concrete_float(weight_decay) == 0
+  )
   proximal = _proximal.proximal_regularize(
-      _schedules.coupled_strength(learning_rate, lambda_w), period,
-      anchor_dtype=anchor_dtype)
+    _schedules.coupled_strength(learning_rate, lambda_w),
+    period,
+    anchor_dtype=anchor_dtype,
+  )
 
   def init_fn(params: optax.Params) -> TrajectoryRegularizedState:
     eta_0 = jnp.asarray(_schedules.value_at(learning_rate, 0), float)
     optimizer = make_optimizer(eta_0, params)
-    return TrajectoryRegularizedState(proximal.init(params),
-                                      optimizer.init(params))
+    proximal_state = cast(
+      _proximal.ProximalRegularizeState, proximal.init(params)
+    )
+    return TrajectoryRegularizedState(proximal_state, optimizer.init(params))
 
   def update_fn(
-      updates: optax.Updates,
-      state: TrajectoryRegularizedState,
-      params: optax.Params | None = None,
-      **extra_args: Any,
-  ) -> tuple[optax.Updates, TrajectoryRegularizedState]:
+    updates: optax.Updates,
+    state: optax.OptState,
+    params: optax.Params | None = None,
+    **extra_args: Any,
+  ) -> tuple[optax.Updates, optax.OptState]:
+    state = cast(TrajectoryRegularizedState, state)
+    if params is None:
+      raise ValueError(_proximal.NO_PARAMS_MESSAGE)
     step, position = _proximal.step_and_position(state.proximal)
     updates, proximal_state = proximal.update(updates, state.proximal, params)
     if not no_decay:
       decay = _schedules.value_at(weight_decay, step)
       updates = jax.tree.map(
-          lambda g, p: g + (jnp.asarray(decay, p.dtype) * p).astype(g.dtype),
-          updates, params)
+        lambda g, p: g + (jnp.asarray(decay, p.dtype) * p).astype(g.dtype),
+        updates,
+        params,
+      )
     eta = jnp.asarray(_schedules.value_at(learning_rate, step), float)
     step_size = eta / (position + 1).astype(eta.dtype)
-    optimizer = optax.with_extra_args_support(
-        make_optimizer(step_size, params))
+    # Re-exported by optax without an __all__ entry, which mypy asks for.
+    optimizer = optax.with_extra_args_support(  # type: ignore[attr-defined]
+      make_optimizer(step_size, params)
+    )
     updates, optimizer_state = optimizer.update(
-        updates, state.optimizer, params, **extra_args)
-    return updates, TrajectoryRegularizedState(proximal_state,
-                                               optimizer_state)
+      updates, state.optimizer, params, **extra_args
+    )
+    return updates, TrajectoryRegularizedState(
+      cast(_proximal.ProximalRegularizeState, proximal_state), optimizer_state
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def trajectory_regularized(
-    optimizer: Callable[[optax.ScalarOrSchedule], optax.GradientTransformation],
-    learning_rate: optax.ScalarOrSchedule,
-    *,
-    period: int = 10,
-    lambda_w: Any | None = None,
-    weight_decay: Any = 0.0,
-    anchor_dtype: Any | None = None,
+  optimizer: Callable[[optax.ScalarOrSchedule], optax.GradientTransformation],
+  learning_rate: optax.ScalarOrSchedule,
+  *,
+  period: int = 10,
+  lambda_w: Any | None = None,
+  weight_decay: Any = 0.0,
+  anchor_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Wraps an optimizer in the Trajectory Regularized Algorithm.
 
@@ -180,25 +195,28 @@ def trajectory_regularized(
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
 
-  def make_optimizer(step_size, params):
+  def make_optimizer(
+    step_size: jax.Array, params: optax.Params
+  ) -> optax.GradientTransformation:
     # Cast as optax.inject_hyperparams casts an injected learning rate.
     return optimizer(step_size.astype(optax.tree.dtype(params, "highest")))
 
-  return _regularized(make_optimizer, learning_rate, period, lambda_w,
-                      weight_decay, anchor_dtype)
+  return _regularized(
+    make_optimizer, learning_rate, period, lambda_w, weight_decay, anchor_dtype
+  )
 
 
 def trsgd(
-    learning_rate: optax.ScalarOrSchedule,
-    *,
-    period: int = 10,
-    lambda_w: Any | None = None,
-    momentum: Any = 0.9,
-    nesterov: bool = False,
-    weight_decay: Any = 0.0,
-    anchor_dtype: Any | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  *,
+  period: int = 10,
+  lambda_w: Any | None = None,
+  momentum: Any = 0.9,
+  nesterov: bool = False,
+  weight_decay: Any = 0.0,
+  anchor_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-  r"""TRSGD: SGD with heavy-ball momentum in the Trajectory Regularized Algorithm.
+  r"""TRSGD: heavy-ball SGD in the Trajectory Regularized Algorithm.
 
   .. math::
 
@@ -248,21 +266,27 @@ def trsgd(
   _validation.check_fraction("momentum", momentum)
   heavy_ball = _reference_rules.heavy_ball(momentum, nesterov)
   return _regularized(
-      lambda step_size, params: optax.chain(
-          heavy_ball, _reference_rules.descend(step_size)),
-      learning_rate, period, lambda_w, weight_decay, anchor_dtype)
+    lambda step_size, params: optax.chain(
+      heavy_ball, _reference_rules.descend(step_size)
+    ),
+    learning_rate,
+    period,
+    lambda_w,
+    weight_decay,
+    anchor_dtype,
+  )
 
 
 def tradam(
-    learning_rate: optax.ScalarOrSchedule,
-    *,
-    period: int = 10,
-    lambda_w: Any | None = None,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
-    anchor_dtype: Any | None = None,
+  learning_rate: optax.ScalarOrSchedule,
+  *,
+  period: int = 10,
+  lambda_w: Any | None = None,
+  b1: Any = 0.9,
+  b2: Any = 0.999,
+  eps: Any = 1e-8,
+  weight_decay: Any = 0.0,
+  anchor_dtype: Any | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""TRAdam: Adam in the Trajectory Regularized Algorithm.
 
@@ -316,6 +340,12 @@ def tradam(
   _validation.check_nonnegative("eps", eps)
   adam = _reference_rules.scale_by_reference_adam(b1, b2, eps)
   return _regularized(
-      lambda step_size, params: optax.chain(
-          adam, _reference_rules.descend(step_size)),
-      learning_rate, period, lambda_w, weight_decay, anchor_dtype)
+    lambda step_size, params: optax.chain(
+      adam, _reference_rules.descend(step_size)
+    ),
+    learning_rate,
+    period,
+    lambda_w,
+    weight_decay,
+    anchor_dtype,
+  )

@@ -29,23 +29,23 @@ def check_period(period: Any) -> int:
   """Checks that ``period`` is a static integer in ``[1, 2**31 - 1]``."""
   if isinstance(period, jax.Array):
     raise TypeError(
-        "period must be a static Python int, but it is a JAX array. With"
-        " optax.inject_hyperparams pass static_args=('period',)."
+      "period must be a static Python int, but it is a JAX array. With"
+      " optax.inject_hyperparams pass static_args=('period',)."
     )
   if isinstance(period, bool) or not isinstance(period, (int, np.integer)):
     raise TypeError(
-        f"period must be a Python int (the inner-loop length S), got"
-        f" {period!r} of type {type(period).__name__}."
+      f"period must be a Python int (the inner-loop length S), got"
+      f" {period!r} of type {type(period).__name__}."
     )
   if period < 1:
     raise ValueError(
-        f"period must be >= 1 (1 disables the proximal term), got {period}."
+      f"period must be >= 1 (1 disables the proximal term), got {period}."
     )
   if period > _INT32_MAX:
     raise ValueError(
-        f"period must be at most 2**31 - 1 = {_INT32_MAX} (the inner"
-        f" position is an int32), got {period}. For an anchor that is never"
-        " refreshed, use proximal_regularize(strength, period=None)."
+      f"period must be at most 2**31 - 1 = {_INT32_MAX} (the inner"
+      f" position is an int32), got {period}. For an anchor that is never"
+      " refreshed, use proximal_regularize(strength, period=None)."
     )
   return int(period)
 
@@ -65,8 +65,8 @@ def check_nonnegative(name: str, value: Any, hint: str = "") -> None:
   where = " at step 0" if callable(value) else ""
   if math.isnan(number) or math.isinf(number) or number < 0:
     raise ValueError(
-        f"{name} must be a finite number >= 0, got {number}{where}. {hint}"
-        .rstrip()
+      f"{name} must be a finite number >= 0, got {number}{where}."
+      f" {hint}".rstrip()
     )
 
 
@@ -84,23 +84,29 @@ def path_key(path: Any) -> str:
   it is dropped, so the params of an ``nnx.Optimizer``, its state and a pure
   dict of the same params give the same keys.
   """
-  return jax.tree_util.keystr(tuple(
-      key for key in path
-      if not (isinstance(key, jax.tree_util.GetAttrKey)
-              and key.name == "value")))
+  return jax.tree_util.keystr(
+    tuple(
+      key
+      for key in path
+      if not (isinstance(key, jax.tree_util.GetAttrKey) and key.name == "value")
+    )
+  )
 
 
 def leaves_by_path(tree: Any) -> dict[str, Any]:
   """The leaves of ``tree`` keyed by :func:`path_key`."""
-  return {path_key(path): leaf
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    path_key(path): leaf
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 def _first_lines(paths: Any, limit: int = 3) -> str:
   paths = sorted(paths)
   shown = ", ".join(paths[:limit]) or "none"
-  return shown + (f" and {len(paths) - limit} more" if len(paths) > limit
-                  else "")
+  return shown + (
+    f" and {len(paths) - limit} more" if len(paths) > limit else ""
+  )
 
 
 def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
@@ -110,28 +116,30 @@ def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
   instead of the JAX-internal error that a mismatch would otherwise give
   deep inside the update.
   """
-  if jax.tree.structure(tree) == jax.tree.structure(anchor):
-    pairs = zip(jax.tree_util.tree_flatten_with_path(tree)[0],
-                jax.tree.leaves(anchor))
+  structure: Any = jax.tree.structure(tree)  # PyTreeDef is untyped
+  if structure == jax.tree.structure(anchor):
+    pairs = zip(
+      jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(anchor)
+    )
     for (path, leaf), anchored in pairs:
       if np.shape(leaf) != np.shape(anchored):
         raise ValueError(
-            f"{name}{jax.tree_util.keystr(path)} has shape"
-            f" {np.shape(leaf)}, but the optimizer state was initialized"
-            f" with shape {np.shape(anchored)} there. Pass {name} of the"
-            " shapes given to `init`, or call `init` again."
+          f"{name}{jax.tree_util.keystr(path)} has shape"
+          f" {np.shape(leaf)}, but the optimizer state was initialized"
+          f" with shape {np.shape(anchored)} there. Pass {name} of the"
+          " shapes given to `init`, or call `init` again."
         )
     return
   ours, theirs = set(leaves_by_path(tree)), set(leaves_by_path(anchor))
   detail = (
-      f"missing {_first_lines(theirs - ours)}; unexpected"
-      f" {_first_lines(ours - theirs)}"
-      if ours != theirs else
-      f"the same leaves in other containers: {jax.tree.structure(tree)}"
-      f" against {jax.tree.structure(anchor)}"
+    f"missing {_first_lines(theirs - ours)}; unexpected"
+    f" {_first_lines(ours - theirs)}"
+    if ours != theirs
+    else f"the same leaves in other containers: {jax.tree.structure(tree)}"
+    f" against {jax.tree.structure(anchor)}"
   )
   raise ValueError(
-      f"{name} has a different tree from the params the optimizer state was"
-      f" initialized with ({detail}). Pass {name} with the tree given to"
-      " `init` (with flax.nnx, the same `wrt` filter), or call `init` again."
+    f"{name} has a different tree from the params the optimizer state was"
+    f" initialized with ({detail}). Pass {name} with the tree given to"
+    " `init` (with flax.nnx, the same `wrt` filter), or call `init` again."
   )

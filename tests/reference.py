@@ -9,7 +9,7 @@ from the library, so the tests compare the library against an independent
 statement. It computes in float64.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,15 +18,15 @@ LrFn = Callable[[int], float]
 
 
 def _trajectory(
-    direction: Callable[[np.ndarray, int], np.ndarray],
-    grad_fn: GradFn,
-    w0: np.ndarray,
-    lr: LrFn,
-    steps: int,
-    period: int,
-    lambda_w: float | None,
-    weight_decay: float,
-    epoch_length: int | None,
+  direction: Callable[[np.ndarray, int], np.ndarray],
+  grad_fn: GradFn,
+  w0: np.ndarray,
+  lr: LrFn,
+  steps: int,
+  period: int,
+  lambda_w: float | None,
+  weight_decay: float,
+  epoch_length: int | None,
 ) -> list[np.ndarray]:
   """Runs the outer/inner loops; ``direction(g, k)`` is the optimizer."""
   lambda_w = 0.1 * lr(0) if lambda_w is None else lambda_w
@@ -47,10 +47,17 @@ def _trajectory(
 
 
 def trsgd(
-    grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
-    lambda_w: float | None = None, momentum: float = 0.9,
-    nesterov: bool = False, weight_decay: float = 0.0,
-    epoch_length: int | None = None,
+  grad_fn: GradFn,
+  w0: np.ndarray,
+  lr: LrFn,
+  steps: int,
+  *,
+  period: int,
+  lambda_w: float | None = None,
+  momentum: float = 0.9,
+  nesterov: bool = False,
+  weight_decay: float = 0.0,
+  epoch_length: int | None = None,
 ) -> list[np.ndarray]:
   """TRSGD: heavy ball ``buf <- m buf + g``, ``w <- w - eta/(i+1) buf``."""
   buf = np.zeros_like(np.asarray(w0, np.float64))
@@ -61,15 +68,32 @@ def trsgd(
     buf = momentum * buf + g
     return g + momentum * buf if nesterov else buf
 
-  return _trajectory(heavy_ball, grad_fn, w0, lr, steps, period, lambda_w,
-                     weight_decay, epoch_length)
+  return _trajectory(
+    heavy_ball,
+    grad_fn,
+    w0,
+    lr,
+    steps,
+    period,
+    lambda_w,
+    weight_decay,
+    epoch_length,
+  )
 
 
 def tradam(
-    grad_fn: GradFn, w0: np.ndarray, lr: LrFn, steps: int, *, period: int,
-    lambda_w: float | None = None, b1: float = 0.9, b2: float = 0.999,
-    eps: float = 1e-8, weight_decay: float = 0.0,
-    epoch_length: int | None = None,
+  grad_fn: GradFn,
+  w0: np.ndarray,
+  lr: LrFn,
+  steps: int,
+  *,
+  period: int,
+  lambda_w: float | None = None,
+  b1: float = 0.9,
+  b2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+  epoch_length: int | None = None,
 ) -> list[np.ndarray]:
   """TRAdam: Adam moments on g, bias correction over all steps k.
 
@@ -86,5 +110,6 @@ def tradam(
     t = k + 1
     return np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
 
-  return _trajectory(adam, grad_fn, w0, lr, steps, period, lambda_w,
-                     weight_decay, epoch_length)
+  return _trajectory(
+    adam, grad_fn, w0, lr, steps, period, lambda_w, weight_decay, epoch_length
+  )

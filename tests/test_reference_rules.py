@@ -14,24 +14,24 @@ PARAMS = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
 def test_zero_momentum_stores_no_buffer_also_when_injected():
   plain = optax_prox.trsgd(0.1, momentum=0.0).init(PARAMS)
   injected = optax.inject_hyperparams(
-      optax_prox.trsgd, static_args=("period",))(
-          learning_rate=0.1, momentum=0.0)
+    optax_prox.trsgd, static_args=("period",)
+  )(learning_rate=0.1, momentum=0.0)
   state = injected.init(PARAMS)
-  assert (jax.tree.structure(state.inner_state)
-          == jax.tree.structure(plain))
+  assert jax.tree.structure(state.inner_state) == jax.tree.structure(plain)
   param_bytes = sum(p.nbytes for p in jax.tree.leaves(PARAMS))
   anchor_and_counts = param_bytes + 8
   assert sum(x.nbytes for x in jax.tree.leaves(plain)) == anchor_and_counts
   # The injected update keeps that tree, jitted.
   _, state = jax.jit(injected.update)(PARAMS, state, PARAMS)
-  assert (jax.tree.structure(state.inner_state)
-          == jax.tree.structure(plain))
+  assert jax.tree.structure(state.inner_state) == jax.tree.structure(plain)
 
 
 def test_momentum_changed_from_zero_is_refused():
   state = optax_prox.trsgd(0.1, momentum=0.0).init(PARAMS)
-  with pytest.raises(ValueError, match="momentum is 0.9, but the optimizer"
-                     " state was made with momentum 0"):
+  with pytest.raises(
+    ValueError,
+    match="momentum is 0.9, but the optimizer state was made with momentum 0",
+  ):
     optax_prox.trsgd(0.1, momentum=0.9).update(PARAMS, state, PARAMS)
 
 

@@ -5,12 +5,12 @@ file checks what each one means: the recipes they serve (per-epoch restarts,
 L2-SP, FedProx) against NumPy, and their errors.
 """
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax import nnx
 
 import optax_prox
 from tests import helpers
@@ -22,33 +22,39 @@ GRADS = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), PARAMS)
 def containers(inner):
   """Optimizer states that hold ``inner``'s state somewhere inside."""
   return {
-      "bare": inner,
-      "chain": optax.chain(optax.clip_by_global_norm(1.0), inner),
-      "masked": optax.masked(inner, {"w": True, "b": False}),
-      "multi_steps": optax.MultiSteps(inner, every_k_schedule=1),
+    "bare": inner,
+    "chain": optax.chain(optax.clip_by_global_norm(1.0), inner),
+    "masked": optax.masked(inner, {"w": True, "b": False}),
+    "multi_steps": optax.MultiSteps(inner, every_k_schedule=1),
   }
 
 
 STATES = {
-    **{f"trsgd-{name}": tx for name, tx in containers(
-        optax_prox.trsgd(0.1, period=3)).items()},
-    "tradam": optax_prox.tradam(0.01, period=3),
-    "lion": optax_prox.trajectory_regularized(optax.lion, 1e-3, period=3),
-    "inject_hyperparams": optax.inject_hyperparams(
-        optax_prox.trsgd, static_args=("period",))(learning_rate=0.1,
-                                                    period=3),
+  **{
+    f"trsgd-{name}": tx
+    for name, tx in containers(optax_prox.trsgd(0.1, period=3)).items()
+  },
+  "tradam": optax_prox.tradam(0.01, period=3),
+  "lion": optax_prox.trajectory_regularized(optax.lion, 1e-3, period=3),
+  "inject_hyperparams": optax.inject_hyperparams(
+    optax_prox.trsgd, static_args=("period",)
+  )(learning_rate=0.1, period=3),
 }
 
 
 def anchored(state):
   """The anchor, with leaves that optax.masked leaves out dropped."""
-  return {path: leaf for path, leaf in optax_prox_leaves(
-      optax.tree.get(state, "anchor")).items()}
+  return {
+    path: leaf
+    for path, leaf in optax_prox_leaves(optax.tree.get(state, "anchor")).items()
+  }
 
 
 def optax_prox_leaves(tree):
-  return {jax.tree_util.keystr(path): leaf
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    jax.tree_util.keystr(path): leaf
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 @pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
@@ -107,7 +113,6 @@ def test_restart_gives_the_full_step_and_keeps_the_outer_step():
 def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
 
   class Model(nnx.Module):
-
     def __init__(self, rngs):
       self.linear = nnx.Linear(2, 3, rngs=rngs)
 
@@ -115,8 +120,9 @@ def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
       return self.linear(x)
 
   model = Model(nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, optax_prox.trsgd(0.1, period=4),
-                            wrt=nnx.Param)
+  optimizer = nnx.Optimizer(
+    model, optax_prox.trsgd(0.1, period=4), wrt=nnx.Param
+  )
 
   @nnx.jit(static_argnames="restart")
   def train_step(model, optimizer, x, restart):
@@ -124,12 +130,14 @@ def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
       optimizer.opt_state = optax_prox.restart_inner_loop(optimizer.opt_state)
     grads = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(model)
     optimizer.update(model, grads)
-    return optax_prox.anchor_distance(optimizer.opt_state,
-                                      nnx.state(model, nnx.Param))
+    return optax_prox.anchor_distance(
+      optimizer.opt_state, nnx.state(model, nnx.Param)
+    )
 
   x = jnp.ones((1, 2))
-  distances = [float(train_step(model, optimizer, x, restart=False))
-               for _ in range(3)]
+  distances = [
+    float(train_step(model, optimizer, x, restart=False)) for _ in range(3)
+  ]
   before = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   after_restart = float(train_step(model, optimizer, x, restart=True))
   after = nnx.to_pure_dict(nnx.state(model, nnx.Param))
@@ -140,33 +148,47 @@ def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
   assert distances[0] > 0 and distances[2] > distances[1] > after_restart
 
 
-@pytest.mark.parametrize("helper, args", [
+@pytest.mark.parametrize(
+  "helper, args",
+  [
     (optax_prox.restart_inner_loop, ()),
     (optax_prox.set_anchor, (PARAMS,)),
     (optax_prox.anchor_distance, (PARAMS,)),
-])
+  ],
+)
 def test_a_state_without_ours_is_refused(helper, args):
   state = optax.sgd(0.1).init(PARAMS)
-  with pytest.raises(ValueError, match=f"{helper.__name__}: opt_state holds"
-                     " no ProximalRegularizeState"):
+  with pytest.raises(
+    ValueError,
+    match=f"{helper.__name__}: opt_state holds no ProximalRegularizeState",
+  ):
     helper(state, *args)
 
 
 def test_anchor_distance_needs_a_single_anchor():
-  tx = optax.chain(optax_prox.proximal_regularize(1.0, 2),
-                   optax_prox.proximal_regularize(1.0, 3))
+  tx = optax.chain(
+    optax_prox.proximal_regularize(1.0, 2),
+    optax_prox.proximal_regularize(1.0, 3),
+  )
   with pytest.raises(ValueError, match="holds 2 ProximalRegularizeStates"):
     optax_prox.anchor_distance(tx.init(PARAMS), PARAMS)
 
 
-@pytest.mark.parametrize("anchor, match", [
+@pytest.mark.parametrize(
+  "anchor, match",
+  [
     ({"w": PARAMS["w"]}, "anchor has no leaf at \\['b'\\]"),
-    ({**PARAMS, "c": jnp.ones(1)}, "anchor has leaves that the params do not"
-     " have: \\['c'\\]"),
-    ({"w": jnp.ones((2, 3)), "b": PARAMS["b"]},
-     "anchor\\['w'\\] has shape \\(2, 3\\), but the param there has shape"
-     " \\(2, 2\\)"),
-])
+    (
+      {**PARAMS, "c": jnp.ones(1)},
+      "anchor has leaves that the params do not have: \\['c'\\]",
+    ),
+    (
+      {"w": jnp.ones((2, 3)), "b": PARAMS["b"]},
+      "anchor\\['w'\\] has shape \\(2, 3\\), but the param there has shape"
+      " \\(2, 2\\)",
+    ),
+  ],
+)
 def test_set_anchor_refuses_an_unlike_tree(anchor, match):
   state = optax_prox.trsgd(0.1).init(PARAMS)
   with pytest.raises(ValueError, match=match):
@@ -188,6 +210,7 @@ def test_anchor_distance_names_a_params_tree_without_an_anchored_leaf():
 
 # --------------------------------------------------------- the recipes ----
 
+
 def quadratic_grad(w, k):
   """The gradient of a noisy quadratic, in NumPy or JAX alike."""
   del k
@@ -199,8 +222,13 @@ def test_l2_sp_matches_numpy_and_never_moves_the_anchor():
   w0 = np.asarray(helpers.W0, np.float32)
   tx = optax.chain(optax_prox.proximal_regularize(mu), optax.sgd(lr))
   trajectory, state = helpers.run(
-      tx, lambda w, k: jnp.asarray(helpers.A, w.dtype) @ w
-      - jnp.asarray(helpers.B, w.dtype), jnp.asarray(w0), steps)
+    tx,
+    lambda w, k: (
+      jnp.asarray(helpers.A, w.dtype) @ w - jnp.asarray(helpers.B, w.dtype)
+    ),
+    jnp.asarray(w0),
+    steps,
+  )
   w = w0.astype(np.float64)
   for _ in range(steps):  # SGD on f + mu/2 ||w - w0||^2
     w = w - lr * (helpers.A @ w - helpers.B + mu * (w - w0))

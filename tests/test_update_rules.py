@@ -18,35 +18,54 @@ STEP_DECAY = helpers.Piecewise([1.0, 0.1, 0.01], [20, 33])
 
 
 def scaled(schedule: helpers.Piecewise, base: float) -> helpers.Piecewise:
-  return helpers.Piecewise([base * v for v in schedule.values],
-                           schedule.boundaries)
+  return helpers.Piecewise(
+    [base * v for v in schedule.values], schedule.boundaries
+  )
 
 
 def assert_trajectories_close(ours, theirs, rtol=2e-5, atol=2e-6):
   assert len(ours) == len(theirs)
   for k, (w, w_ref) in enumerate(zip(ours, theirs)):
-    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=rtol, atol=atol,
-                               err_msg=f"step {k}")
+    np.testing.assert_allclose(
+      np.asarray(w), w_ref, rtol=rtol, atol=atol, err_msg=f"step {k}"
+    )
 
 
 def run_ours(tx, steps=STEPS):
-  trajectory, _ = helpers.run(tx, helpers.jax_grad,
-                              jnp.asarray(helpers.W0, jnp.float32), steps)
+  trajectory, _ = helpers.run(
+    tx, helpers.jax_grad, jnp.asarray(helpers.W0, jnp.float32), steps
+  )
   return trajectory
 
 
 @pytest.mark.parametrize("period", [7, 3])
 @pytest.mark.parametrize("lambda_w", [None, 0.05])
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_trsgd_follows_the_rules_with_a_step_schedule(period, lambda_w,
-                                                      nesterov):
+def test_trsgd_follows_the_rules_with_a_step_schedule(
+  period, lambda_w, nesterov
+):
   lr = scaled(STEP_DECAY, 0.1)
-  ours = run_ours(optax_prox.trsgd(
-      lr, period=period, lambda_w=lambda_w, momentum=0.8, nesterov=nesterov,
-      weight_decay=0.03))
+  ours = run_ours(
+    optax_prox.trsgd(
+      lr,
+      period=period,
+      lambda_w=lambda_w,
+      momentum=0.8,
+      nesterov=nesterov,
+      weight_decay=0.03,
+    )
+  )
   theirs = reference.trsgd(
-      helpers.numpy_grad, helpers.W0, lr.python, STEPS, period=period,
-      lambda_w=lambda_w, momentum=0.8, nesterov=nesterov, weight_decay=0.03)
+    helpers.numpy_grad,
+    helpers.W0,
+    lr.python,
+    STEPS,
+    period=period,
+    lambda_w=lambda_w,
+    momentum=0.8,
+    nesterov=nesterov,
+    weight_decay=0.03,
+  )
   assert_trajectories_close(ours, theirs)
 
 
@@ -54,26 +73,50 @@ def test_trsgd_follows_the_rules_with_a_step_schedule(period, lambda_w,
 @pytest.mark.parametrize("lambda_w", [None, 0.002])
 def test_tradam_follows_the_rules_with_a_step_schedule(period, lambda_w):
   lr = scaled(STEP_DECAY, 0.05)
-  ours = run_ours(optax_prox.tradam(
-      lr, period=period, lambda_w=lambda_w, b1=0.8, b2=0.99, eps=1e-6,
-      weight_decay=0.02))
+  ours = run_ours(
+    optax_prox.tradam(
+      lr,
+      period=period,
+      lambda_w=lambda_w,
+      b1=0.8,
+      b2=0.99,
+      eps=1e-6,
+      weight_decay=0.02,
+    )
+  )
   theirs = reference.tradam(
-      helpers.numpy_grad, helpers.W0, lr.python, STEPS, period=period,
-      lambda_w=lambda_w, b1=0.8, b2=0.99, eps=1e-6, weight_decay=0.02)
+    helpers.numpy_grad,
+    helpers.W0,
+    lr.python,
+    STEPS,
+    period=period,
+    lambda_w=lambda_w,
+    b1=0.8,
+    b2=0.99,
+    eps=1e-6,
+    weight_decay=0.02,
+  )
   assert_trajectories_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_trsgd_with_a_constant_learning_rate():
   ours = run_ours(optax_prox.trsgd(0.05, period=5, weight_decay=1e-2))
-  theirs = reference.trsgd(helpers.numpy_grad, helpers.W0, lambda k: 0.05,
-                           STEPS, period=5, weight_decay=1e-2)
+  theirs = reference.trsgd(
+    helpers.numpy_grad,
+    helpers.W0,
+    lambda k: 0.05,
+    STEPS,
+    period=5,
+    weight_decay=1e-2,
+  )
   assert_trajectories_close(ours, theirs)
 
 
 def test_trsgd_without_momentum_is_proximal_sgd():
   ours = run_ours(optax_prox.trsgd(0.1, period=4, momentum=0.0))
-  theirs = reference.trsgd(helpers.numpy_grad, helpers.W0, lambda k: 0.1,
-                           STEPS, period=4, momentum=0.0)
+  theirs = reference.trsgd(
+    helpers.numpy_grad, helpers.W0, lambda k: 0.1, STEPS, period=4, momentum=0.0
+  )
   assert_trajectories_close(ours, theirs)
 
 
@@ -81,10 +124,17 @@ def test_trsgd_without_momentum_is_proximal_sgd():
 def test_trajectory_regularized_around_sgd_is_trsgd():
   lr = scaled(STEP_DECAY, 0.1)
   sgd = functools.partial(optax.sgd, momentum=0.9)
-  ours = run_ours(optax_prox.trajectory_regularized(
-      sgd, lr, period=6, weight_decay=1e-3))
-  theirs = reference.trsgd(helpers.numpy_grad, helpers.W0, lr.python, STEPS,
-                           period=6, weight_decay=1e-3)
+  ours = run_ours(
+    optax_prox.trajectory_regularized(sgd, lr, period=6, weight_decay=1e-3)
+  )
+  theirs = reference.trsgd(
+    helpers.numpy_grad,
+    helpers.W0,
+    lr.python,
+    STEPS,
+    period=6,
+    weight_decay=1e-3,
+  )
   assert_trajectories_close(ours, theirs)
 
 
@@ -105,14 +155,24 @@ def test_the_pull_per_step_does_not_change_when_the_rate_decays():
 
 
 @pytest.mark.parametrize(
-    "values", [[0.0, 0.1, 0.1, 0.0], [0.1, 0.0, 0.1, 0.0]],
-    ids=["warmup-from-zero-and-decay-to-zero", "zero-in-the-middle"])
+  "values",
+  [[0.0, 0.1, 0.1, 0.0], [0.1, 0.0, 0.1, 0.0]],
+  ids=["warmup-from-zero-and-decay-to-zero", "zero-in-the-middle"],
+)
 def test_zero_learning_rate_steps_have_no_pull_and_no_nan(values):
   lr = helpers.Piecewise(values, [5, 17, 30])
-  ours = run_ours(optax_prox.trsgd(lr, period=4, lambda_w=0.01,
-                                   weight_decay=1e-3))
-  theirs = reference.trsgd(helpers.numpy_grad, helpers.W0, lr.python, STEPS,
-                           period=4, lambda_w=0.01, weight_decay=1e-3)
+  ours = run_ours(
+    optax_prox.trsgd(lr, period=4, lambda_w=0.01, weight_decay=1e-3)
+  )
+  theirs = reference.trsgd(
+    helpers.numpy_grad,
+    helpers.W0,
+    lr.python,
+    STEPS,
+    period=4,
+    lambda_w=0.01,
+    weight_decay=1e-3,
+  )
   assert np.all(np.isfinite(np.asarray(ours)))
   assert_trajectories_close(ours, theirs)
 
@@ -147,28 +207,43 @@ def run_restarting_each_epoch(tx, w0):
 
 
 def max_relative_deviation(ours, theirs):
-  return max(np.linalg.norm(np.asarray(w) - w_ref) / np.linalg.norm(w_ref)
-             for w, w_ref in zip(ours, theirs, strict=True))
+  return max(
+    np.linalg.norm(np.asarray(w) - w_ref) / np.linalg.norm(w_ref)
+    for w, w_ref in zip(ours, theirs, strict=True)
+  )
 
 
 @pytest.mark.parametrize("name", ["trsgd", "tradam"])
 def test_restarting_each_epoch_reproduces_the_reference_driver(name):
-  kwargs = {"trsgd": dict(momentum=0.9, weight_decay=5e-4),
-            "tradam": dict(b1=0.9, b2=0.999, eps=1e-8, weight_decay=5e-4)}
+  kwargs = {
+    "trsgd": dict(momentum=0.9, weight_decay=5e-4),
+    "tradam": dict(b1=0.9, b2=0.999, eps=1e-8, weight_decay=5e-4),
+  }
   with jax.enable_x64(True):
-    tx = getattr(optax_prox, name)(epoch_rate, period=RESTART_PERIOD,
-                                   **kwargs[name])
+    tx = getattr(optax_prox, name)(
+      epoch_rate, period=RESTART_PERIOD, **kwargs[name]
+    )
     ours = run_restarting_each_epoch(tx, jnp.asarray(helpers.W0))
     assert ours[-1].dtype == jnp.float64
   theirs = getattr(reference, name)(
-      helpers.numpy_grad, helpers.W0, epoch_rate_in_python,
-      EPOCHS * EPOCH_LENGTH, period=RESTART_PERIOD,
-      epoch_length=EPOCH_LENGTH, **kwargs[name])
+    helpers.numpy_grad,
+    helpers.W0,
+    epoch_rate_in_python,
+    EPOCHS * EPOCH_LENGTH,
+    period=RESTART_PERIOD,
+    epoch_length=EPOCH_LENGTH,
+    **kwargs[name],
+  )
   assert max_relative_deviation(ours, theirs) < 1e-9
   # Without the restarts the trajectory leaves the driver's after epoch 1.
   cycling = getattr(reference, name)(
-      helpers.numpy_grad, helpers.W0, epoch_rate_in_python,
-      EPOCHS * EPOCH_LENGTH, period=RESTART_PERIOD, **kwargs[name])
+    helpers.numpy_grad,
+    helpers.W0,
+    epoch_rate_in_python,
+    EPOCHS * EPOCH_LENGTH,
+    period=RESTART_PERIOD,
+    **kwargs[name],
+  )
   assert max_relative_deviation(cycling, theirs) > 1e-4
 
 
@@ -182,14 +257,24 @@ def test_tradam_adds_eps_before_the_bias_correction_as_the_reference():
   # sqrt(v), and where it is added changes the trajectory.
   with jax.enable_x64(True):
     w0 = jnp.asarray(helpers.W0)
-    ours, _ = helpers.run(optax_prox.tradam(0.01, period=5), tiny_gradient,
-                          w0, STEPS)
+    ours, _ = helpers.run(
+      optax_prox.tradam(0.01, period=5), tiny_gradient, w0, STEPS
+    )
     optax_placement, _ = helpers.run(
-        optax_prox.trajectory_regularized(optax.adam, 0.01, period=5),
-        tiny_gradient, w0, STEPS)
-  theirs = reference.tradam(lambda w, k: 1e-6 * helpers.numpy_grad(w, k),
-                            helpers.W0, lambda k: 0.01, STEPS, period=5)
+      optax_prox.trajectory_regularized(optax.adam, 0.01, period=5),
+      tiny_gradient,
+      w0,
+      STEPS,
+    )
+  theirs = reference.tradam(
+    lambda w, k: 1e-6 * helpers.numpy_grad(w, k),
+    helpers.W0,
+    lambda k: 0.01,
+    STEPS,
+    period=5,
+  )
   assert max_relative_deviation(ours, theirs) < 1e-12
   travelled = np.linalg.norm(theirs[-1] - theirs[0])
   assert np.linalg.norm(np.asarray(optax_placement[-1]) - theirs[-1]) > (
-      0.1 * travelled)
+    0.1 * travelled
+  )

@@ -11,31 +11,36 @@ from tests import helpers
 
 
 @pytest.mark.parametrize(
-    "period, error, match",
-    [
-        (0, ValueError, "period must be >= 1"),
-        (-3, ValueError, "period must be >= 1"),
-        (2.5, TypeError, "period must be a Python int"),
-        (True, TypeError, "period must be a Python int"),
-        ("10", TypeError, "period must be a Python int"),
-        (jnp.asarray(3), TypeError, "static_args=\\('period',\\)"),
-        (2**31, ValueError, "period must be at most 2\\*\\*31 - 1"),
-    ],
+  "period, error, match",
+  [
+    (0, ValueError, "period must be >= 1"),
+    (-3, ValueError, "period must be >= 1"),
+    (2.5, TypeError, "period must be a Python int"),
+    (True, TypeError, "period must be a Python int"),
+    ("10", TypeError, "period must be a Python int"),
+    (jnp.asarray(3), TypeError, "static_args=\\('period',\\)"),
+    (2**31, ValueError, "period must be at most 2\\*\\*31 - 1"),
+  ],
 )
-@pytest.mark.parametrize("factory", [
+@pytest.mark.parametrize(
+  "factory",
+  [
     lambda period: optax_prox.proximal_regularize(1.0, period),
     lambda period: optax_prox.inner_loop_schedule(0.1, period),
     lambda period: optax_prox.trsgd(0.1, period=period),
     lambda period: optax_prox.tradam(0.1, period=period),
-], ids=["proximal_regularize", "inner_loop_schedule", "trsgd", "tradam"])
+  ],
+  ids=["proximal_regularize", "inner_loop_schedule", "trsgd", "tradam"],
+)
 def test_bad_period(factory, period, error, match):
   with pytest.raises(error, match=match):
     factory(period)
 
 
 def test_numpy_integer_period_is_accepted():
-  tx = optax.chain(optax_prox.proximal_regularize(1.0, np.int64(4)),
-                   optax.sgd(1.0))
+  tx = optax.chain(
+    optax_prox.proximal_regularize(1.0, np.int64(4)), optax.sgd(1.0)
+  )
   params = jnp.ones(1)
   updates, _ = tx.update(jnp.zeros(1), tx.init(params), params)
   assert updates.shape == (1,)
@@ -43,13 +48,15 @@ def test_numpy_integer_period_is_accepted():
 
 @pytest.mark.parametrize("factory", [optax_prox.trsgd, optax_prox.tradam])
 def test_trajectory_regularized_needs_an_int_period(factory):
-  with pytest.raises(TypeError, match="proximal_regularize\\(strength,"
-                     " period=None\\)"):
+  with pytest.raises(
+    TypeError, match="proximal_regularize\\(strength, period=None\\)"
+  ):
     factory(0.1, period=None)
 
 
-@pytest.mark.parametrize("strength", [-0.1, float("nan"), float("inf"),
-                                      lambda k: jnp.asarray(-1.0)])
+@pytest.mark.parametrize(
+  "strength", [-0.1, float("nan"), float("inf"), lambda k: jnp.asarray(-1.0)]
+)
 def test_bad_strength(strength):
   with pytest.raises(ValueError, match="strength must be a finite number"):
     optax_prox.proximal_regularize(strength, 3)
@@ -61,10 +68,15 @@ def test_non_scalar_strength():
 
 
 @pytest.mark.parametrize("factory", [optax_prox.trsgd, optax_prox.tradam])
-@pytest.mark.parametrize("name, value", [
-    ("lambda_w", -1e-3), ("lambda_w", float("nan")),
-    ("weight_decay", -1e-4), ("learning_rate", -0.1),
-])
+@pytest.mark.parametrize(
+  "name, value",
+  [
+    ("lambda_w", -1e-3),
+    ("lambda_w", float("nan")),
+    ("weight_decay", -1e-4),
+    ("learning_rate", -0.1),
+  ],
+)
 def test_bad_coupled_hyperparameters(factory, name, value):
   kwargs = {"learning_rate": 0.1, name: value}
   with pytest.raises(ValueError, match=f"{name} must be a finite number"):
@@ -95,11 +107,15 @@ def test_integer_anchor_dtype():
     optax_prox.proximal_regularize(1.0, 3, anchor_dtype=jnp.int32)
 
 
-@pytest.mark.parametrize("tx", [
+@pytest.mark.parametrize(
+  "tx",
+  [
     optax_prox.proximal_regularize(1.0, 3),
     optax_prox.trsgd(0.1),
     optax.chain(optax_prox.proximal_regularize(1.0, 3), optax.lion(1e-3)),
-], ids=["proximal_regularize", "trsgd", "chain"])
+  ],
+  ids=["proximal_regularize", "trsgd", "chain"],
+)
 def test_update_without_params_says_how_to_pass_them(tx):
   state = tx.init(jnp.ones(2))
   with pytest.raises(ValueError, match="tx.update\\(grads, state, params\\)"):
@@ -107,32 +123,58 @@ def test_update_without_params_says_how_to_pass_them(tx):
 
 
 OPTIMIZERS = {
-    "proximal_regularize": lambda: optax.chain(
-        optax_prox.proximal_regularize(1.0, 3), optax.sgd(0.1)),
-    "trsgd": lambda: optax_prox.trsgd(0.1, period=3),
-    "tradam": lambda: optax_prox.tradam(0.1, period=3),
+  "proximal_regularize": lambda: optax.chain(
+    optax_prox.proximal_regularize(1.0, 3), optax.sgd(0.1)
+  ),
+  "trsgd": lambda: optax_prox.trsgd(0.1, period=3),
+  "tradam": lambda: optax_prox.tradam(0.1, period=3),
 }
 PARAMS = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
 
 
 @pytest.mark.parametrize("make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS)
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize("name, changed, match", [
-    ("params", {"w": jnp.ones((2, 3))}, "params has a different tree"
-     " .*missing \\['b'\\]"),
-    ("params", {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "c": jnp.ones(1)},
-     "params has a different tree .*unexpected \\['c'\\]"),
-    ("params", {"w": jnp.ones((3, 2)), "b": jnp.ones(3)},
-     "params\\['w'\\] has shape \\(3, 2\\), but the optimizer state was"
-     " initialized with shape \\(2, 3\\)"),
-    ("updates", {"w": jnp.ones((2, 3)), "b": jnp.ones(4)},
-     "updates\\['b'\\] has shape \\(4,\\)"),
-    ("updates", [jnp.ones((2, 3)), jnp.ones(3)],
-     "updates has a different tree"),
-], ids=["params-missing-leaf", "params-extra-leaf", "params-shape",
-        "grads-shape", "grads-tree"])
-def test_params_or_grads_unlike_the_state_get_our_message(make_tx, jit, name,
-                                                         changed, match):
+@pytest.mark.parametrize(
+  "name, changed, match",
+  [
+    (
+      "params",
+      {"w": jnp.ones((2, 3))},
+      "params has a different tree .*missing \\['b'\\]",
+    ),
+    (
+      "params",
+      {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "c": jnp.ones(1)},
+      "params has a different tree .*unexpected \\['c'\\]",
+    ),
+    (
+      "params",
+      {"w": jnp.ones((3, 2)), "b": jnp.ones(3)},
+      "params\\['w'\\] has shape \\(3, 2\\), but the optimizer state was"
+      " initialized with shape \\(2, 3\\)",
+    ),
+    (
+      "updates",
+      {"w": jnp.ones((2, 3)), "b": jnp.ones(4)},
+      "updates\\['b'\\] has shape \\(4,\\)",
+    ),
+    (
+      "updates",
+      [jnp.ones((2, 3)), jnp.ones(3)],
+      "updates has a different tree",
+    ),
+  ],
+  ids=[
+    "params-missing-leaf",
+    "params-extra-leaf",
+    "params-shape",
+    "grads-shape",
+    "grads-tree",
+  ],
+)
+def test_params_or_grads_unlike_the_state_get_our_message(
+  make_tx, jit, name, changed, match
+):
   tx = make_tx()
   state = tx.init(PARAMS)
   grads, params = (changed, PARAMS) if name == "updates" else (PARAMS, changed)
@@ -144,8 +186,11 @@ def test_params_or_grads_unlike_the_state_get_our_message(make_tx, jit, name,
 def test_float16_params_with_tradams_default_eps_fail_at_init():
   tx = optax_prox.tradam(1e-3)
   params = {"w": jnp.ones(3, jnp.float16), "b": jnp.ones(3)}
-  with pytest.raises(ValueError, match="eps=1e-08 is below float16's smallest"
-                     " normal number .* Pass eps=1e-4"):
+  with pytest.raises(
+    ValueError,
+    match="eps=1e-08 is below float16's smallest"
+    " normal number .* Pass eps=1e-4",
+  ):
     tx.init(params)
 
 
@@ -153,8 +198,11 @@ def test_float16_params_with_tradams_suggested_eps_stay_finite():
   tx = optax_prox.tradam(1e-3, eps=1e-4)
   w = jnp.asarray([1.0, -2.0, 0.5], jnp.float16)
   state = tx.init(w)
-  for grads in [jnp.asarray([1e-6, 0.0, 3e-5]), jnp.asarray([0.0, 0.0, 0.0]),
-                jnp.asarray([2.0, -1e-7, 1e-3])]:
+  for grads in [
+    jnp.asarray([1e-6, 0.0, 3e-5]),
+    jnp.asarray([0.0, 0.0, 0.0]),
+    jnp.asarray([2.0, -1e-7, 1e-3]),
+  ]:
     updates, state = tx.update(grads.astype(jnp.float16), state, w)
     assert updates.dtype == jnp.float16
     assert bool(jnp.all(jnp.isfinite(updates))), updates
