@@ -13,6 +13,14 @@ def value_at(value: optax.ScalarOrSchedule, count: Any) -> Any:
   return value(count) if callable(value) else value
 
 
+def inner_step_size(
+  learning_rate: optax.ScalarOrSchedule, step: Any, position: Any
+) -> Any:
+  r"""The step size :math:`\eta_k / (i + 1)`, in the default float dtype."""
+  eta = jnp.asarray(value_at(learning_rate, step), float)
+  return eta / jnp.asarray(position + 1, eta.dtype)
+
+
 def inner_loop_schedule(
   learning_rate: optax.ScalarOrSchedule, period: int
 ) -> optax.Schedule:
@@ -25,6 +33,11 @@ def inner_loop_schedule(
   so the step size restarts at :math:`\eta(k)` whenever the anchor is
   refreshed and decays as :math:`1/(i+1)` inside each inner loop of
   :math:`S` steps, as in the Trajectory Regularized Algorithm.
+
+  For compositions by hand, such as ``optax.chain(proximal_regularize(mu,
+  S), optax.sgd(inner_loop_schedule(eta, S)))``: the schedule reads optax's
+  own step count, so :func:`restart_inner_loop` does not reach it.
+  :func:`trajectory_regularized` reads the position from its state instead.
 
   Args:
     learning_rate: the outer learning rate :math:`\eta`, a float or a
@@ -49,9 +62,7 @@ def inner_loop_schedule(
   _validation.check_nonnegative("learning_rate", learning_rate)
 
   def schedule(count: Any) -> Any:
-    eta = jnp.asarray(value_at(learning_rate, count))
-    position = jnp.asarray(count) % period
-    return eta / (position + 1).astype(eta.dtype)
+    return inner_step_size(learning_rate, count, jnp.asarray(count) % period)
 
   return schedule
 

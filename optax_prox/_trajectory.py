@@ -79,8 +79,8 @@ def _regularized(
   )
 
   def init_fn(params: optax.Params) -> TrajectoryRegularizedState:
-    eta_0 = jnp.asarray(_schedules.value_at(learning_rate, 0), float)
-    optimizer = make_optimizer(eta_0, params)
+    step_size = _schedules.inner_step_size(learning_rate, 0, 0)
+    optimizer = make_optimizer(step_size, params)
     proximal_state = cast(
       _proximal.ProximalRegularizeState, proximal.init(params)
     )
@@ -104,8 +104,7 @@ def _regularized(
         updates,
         params,
       )
-    eta = jnp.asarray(_schedules.value_at(learning_rate, step), float)
-    step_size = eta / (position + 1).astype(eta.dtype)
+    step_size = _schedules.inner_step_size(learning_rate, step, position)
     # Re-exported by optax without an __all__ entry, which mypy asks for.
     optimizer = optax.with_extra_args_support(  # type: ignore[attr-defined]
       make_optimizer(step_size, params)
