@@ -18,6 +18,8 @@ import zipfile
 
 import pytest
 
+import optax_prox
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ["pyproject.toml", "README.md", "LICENSE", "optax_prox"]
 RUNTIME_DEPENDENCIES = {"jax", "optax"}
@@ -71,6 +73,8 @@ def test_wheel_carries_the_license_and_type_marker(wheel: pathlib.Path):
   assert not [n for n in names if n.startswith(("tests/", "examples/"))]
   text = metadata.decode()
   assert "License-Expression: Apache-2.0" in text
+  assert f"Version: {optax_prox.__version__}\n" in text
+  assert wheel.name.startswith(f"optax_prox-{optax_prox.__version__}-")
   required = [
     re.split(r"[\s;<>=!~\[]", line.removeprefix("Requires-Dist: "))[0]
     for line in text.splitlines()
