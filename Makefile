@@ -38,7 +38,7 @@ $(VENV)/.installed-lint: pyproject.toml | $(VENV)/.installed
 	touch $@
 
 docs: $(VENV)/.installed-docs  ## build the documentation site into docs/_build/html (warnings fail it)
-	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 	@echo "docs/_build/html/index.html"
 
 lint: $(VENV)/.installed-lint  ## ruff check and ruff format --check on the tree, mypy on optax_prox/
