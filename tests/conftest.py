@@ -1,4 +1,10 @@
-"""Strict numerics for every test: mixed precision must not leak.
+"""Eight simulated CPU devices and strict numerics for every test.
+
+XLA fixes the number of CPU devices when jax starts its backend, so the flag
+is set here, before any test module imports jax; pytest loads this file
+first in the main process and in every pytest-xdist worker. One-device code
+runs on the first device as before; ``tests/test_sharding.py`` and
+``tests/test_common.py`` lay arrays out over all eight.
 
 optax 0.2.8's Adam bias correction and its built-in schedules compute
 ``float ** int32``, which strict promotion rejects; tests that run them are
@@ -7,14 +13,25 @@ ours runs strict in the tests that use SGD and ``tests/helpers.py``'s
 schedule.
 """
 
-import jax
-import pytest
+import os
+
+DEVICE_COUNT = 8
+_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+_flags = os.environ.get("XLA_FLAGS", "")
+if _DEVICE_COUNT_FLAG not in _flags:
+  os.environ["XLA_FLAGS"] = (
+    f"{_flags} {_DEVICE_COUNT_FLAG}={DEVICE_COUNT}".strip()
+  )
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
   config.addinivalue_line(
-      "markers",
-      "optax_not_strict: runs optax code that strict dtype promotion rejects",
+    "markers",
+    "optax_not_strict: runs optax code that strict dtype promotion rejects",
   )
 
 

@@ -1,12 +1,16 @@
-"""Problems, schedules and runners shared by the tests."""
+"""Problems, schedules, the training loop and assertions shared by the tests."""
 
 import bisect
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+import functools
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 DIM = 5
 _RNG = np.random.default_rng(0)
@@ -16,6 +20,9 @@ B = _RNG.normal(size=DIM)
 NOISE = _RNG.normal(scale=0.3, size=(200, DIM))
 W0 = _RNG.normal(size=DIM)
 
+Tree = Any
+GradFn = Callable[[Tree, int], Tree]
+
 
 def numpy_grad(w: np.ndarray, k: int) -> np.ndarray:
   return A @ w - B + NOISE[k]
@@ -24,6 +31,15 @@ def numpy_grad(w: np.ndarray, k: int) -> np.ndarray:
 def jax_grad(w: jax.Array, k: int) -> jax.Array:
   a, b, noise = (jnp.asarray(x, w.dtype) for x in (A, B, NOISE[k]))
   return a @ w - b + noise
+
+
+def tree_grad(params: Tree, k: int) -> Tree:
+  """A nonlinear, step-dependent stand-in for the gradient of any pytree.
+
+  Elementwise, so it needs no communication on sharded params, and computed
+  in each leaf's dtype.
+  """
+  return jax.tree.map(lambda w: jnp.sin(3 * w + k) + 0.1 * w, params)
 
 
 class Piecewise:
@@ -46,28 +62,116 @@ class Piecewise:
     return self.values[bisect.bisect_right(self.boundaries, k)]
 
 
+# ------------------------------------------------------- training loop ----
+
+
+@functools.cache
+def train_step(
+  tx: optax.GradientTransformation,
+  *,
+  jit: bool = True,
+  donate: bool = False,
+) -> Callable[[Tree, Tree, Tree], tuple[Tree, Tree]]:
+  """One update applied to the params, jitted once per ``tx``.
+
+  With ``donate=True`` the params and state passed in are donated to the
+  step: their buffers are deleted by the call.
+  """
+
+  def step(params: Tree, state: Tree, grads: Tree) -> tuple[Tree, Tree]:
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  if not jit:
+    return step
+  return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+
+
 def run(
-    tx: optax.GradientTransformation,
-    grad_fn: Callable[[Any, int], Any],
-    params: Any,
-    steps: int,
-    *,
-    jit: bool = True,
-) -> tuple[list[Any], Any]:
-  """Applies ``steps`` updates; returns every params and the final state."""
-  update = jax.jit(tx.update) if jit else tx.update
-  state = tx.init(params)
+  tx: optax.GradientTransformation,
+  grad_fn: GradFn,
+  params: Tree,
+  steps: int,
+  *,
+  state: Tree | None = None,
+  start: int = 0,
+  jit: bool = True,
+  donate: bool = False,
+) -> tuple[list[Tree], Tree]:
+  """Applies ``steps`` updates; returns every params and the final state.
+
+  Args:
+    tx: the optimizer.
+    grad_fn: ``grad_fn(params, k)`` is the gradient at step ``k``.
+    params: the params to start from.
+    steps: how many updates to apply.
+    state: the state to start from; default ``tx.init(params)``.
+    start: the step ``k`` of the first update, to resume a run.
+    jit: jit the step (update and apply), or run it eagerly.
+    donate: donate params and state to the jitted step. The params in the
+      returned trajectory are then deleted, all but the last.
+
+  Returns:
+    The params before the first and after each update, and the final state.
+  """
+  step = train_step(tx, jit=jit, donate=donate)
+  state = tx.init(params) if state is None else state
   trajectory = [params]
-  for k in range(steps):
-    updates, state = update(grad_fn(params, k), state, params)
-    params = optax.apply_updates(params, updates)
+  for k in range(start, start + steps):
+    params, state = step(params, state, grad_fn(params, k))
     trajectory.append(params)
   return trajectory, state
 
 
-def assert_same_structure_shapes_dtypes(a: Any, b: Any) -> None:
-  """Asserts two pytrees have one structure, and equal shapes and dtypes."""
-  assert jax.tree.structure(a) == jax.tree.structure(b)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    assert (jnp.shape(x), jnp.result_type(x)) == (
-        jnp.shape(y), jnp.result_type(y)), (x, y)
+def save_and_restore(directory: Path, tree: Tree) -> Tree:
+  """Saves ``tree`` with orbax and restores it with the same shardings."""
+  with ocp.StandardCheckpointer() as checkpointer:
+    checkpointer.save(directory, tree)
+    checkpointer.wait_until_finished()
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+    return checkpointer.restore(directory, target)
+
+
+# ---------------------------------------------------------- assertions ----
+
+
+def assert_same_layout(
+  actual: Tree, expected: Tree, *, shardings: bool = True
+) -> None:
+  """Asserts one tree structure, and equal shapes, dtypes and shardings."""
+  assert jax.tree.structure(actual) == jax.tree.structure(expected), (
+    f"{jax.tree.structure(actual)} != {jax.tree.structure(expected)}"
+  )
+  for (path, a), b in zip(
+    jax.tree.leaves_with_path(actual), jax.tree.leaves(expected)
+  ):
+    where = jax.tree_util.keystr(path)
+    assert (jnp.shape(a), jnp.result_type(a)) == (
+      jnp.shape(b),
+      jnp.result_type(b),
+    ), (where, a, b)
+    if shardings:
+      assert a.sharding.is_equivalent_to(b.sharding, jnp.ndim(a)), (
+        f"{where} is laid out as {a.sharding}, expected {b.sharding}"
+      )
+
+
+def assert_trees_equal(
+  actual: Tree, expected: Tree, *, rtol: float = 0.0, atol: float = 0.0
+) -> None:
+  """Asserts equal leaves, bit for bit unless given a tolerance."""
+  assert jax.tree.structure(actual) == jax.tree.structure(expected)
+  for (path, a), b in zip(
+    jax.tree.leaves_with_path(actual), jax.tree.leaves(expected)
+  ):
+    a, b = (
+      np.asarray(x, np.float64)
+      if jnp.issubdtype(jnp.result_type(x), jnp.floating)
+      else np.asarray(x)
+      for x in (a, b)
+    )
+    message = f"at {jax.tree_util.keystr(path)}"
+    if rtol or atol:
+      np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=message)
+    else:
+      np.testing.assert_array_equal(a, b, err_msg=message)

@@ -1,4 +1,8 @@
-"""Property tests over random pytrees, shapes, dtypes, periods, optimizers."""
+"""proximal_regularize's properties over random pytrees, shapes and dtypes.
+
+Hypothesis draws the trees, periods, strengths and optimizers; the generic
+properties of every optimizer of the library are in ``test_common.py``.
+"""
 
 import hypothesis
 import hypothesis.strategies as st
@@ -11,15 +15,17 @@ import pytest
 import optax_prox
 
 SETTINGS = hypothesis.settings(
-    derandomize=True, max_examples=25, deadline=None,
-    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+  derandomize=True,
+  max_examples=25,
+  deadline=None,
+  suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
 DTYPES = [jnp.float32, jnp.bfloat16, jnp.float16]
 OPTIMIZERS = {
-    "sgd": lambda: optax.sgd(0.1, momentum=0.9),
-    "adam": lambda: optax.adam(1e-2),
-    "lion": lambda: optax.lion(1e-3),
-    "rmsprop": lambda: optax.rmsprop(1e-2),
+  "sgd": lambda: optax.sgd(0.1, momentum=0.9),
+  "adam": lambda: optax.adam(1e-2),
+  "lion": lambda: optax.lion(1e-3),
+  "rmsprop": lambda: optax.rmsprop(1e-2),
 }
 
 
@@ -27,11 +33,13 @@ OPTIMIZERS = {
 def pytrees(draw):
   """Dicts and lists of small arrays of mixed shapes and dtypes."""
   shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
-  leaves = draw(st.lists(st.tuples(shapes, st.sampled_from(DTYPES)),
-                         min_size=1, max_size=4))
+  leaves = draw(
+    st.lists(st.tuples(shapes, st.sampled_from(DTYPES)), min_size=1, max_size=4)
+  )
   rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-  arrays = [jnp.asarray(rng.normal(size=shape), dtype) for shape, dtype
-            in leaves]
+  arrays = [
+    jnp.asarray(rng.normal(size=shape), dtype) for shape, dtype in leaves
+  ]
   if draw(st.booleans()):
     return {f"leaf{i}": a for i, a in enumerate(arrays)}
   return [arrays[0], {"rest": arrays[1:]}]
@@ -57,11 +65,16 @@ def updates_of(tx, params, steps, seed):
 @pytest.mark.optax_not_strict
 @SETTINGS
 @hypothesis.given(
-    params=pytrees(), period=st.integers(1, 5),
-    strength=st.floats(0.0, 5.0), neutral=st.sampled_from(["zero", "one"]),
-    name=st.sampled_from(sorted(OPTIMIZERS)), seed=st.integers(0, 99))
-def test_strength_zero_or_period_one_changes_nothing(params, period, strength,
-                                                     neutral, name, seed):
+  params=pytrees(),
+  period=st.integers(1, 5),
+  strength=st.floats(0.0, 5.0),
+  neutral=st.sampled_from(["zero", "one"]),
+  name=st.sampled_from(sorted(OPTIMIZERS)),
+  seed=st.integers(0, 99),
+)
+def test_strength_zero_or_period_one_changes_nothing(
+  params, period, strength, neutral, name, seed
+):
   if neutral == "zero":
     prox = optax_prox.proximal_regularize(0.0, period)
   else:
@@ -70,22 +83,59 @@ def test_strength_zero_or_period_one_changes_nothing(params, period, strength,
   bare, _ = updates_of(OPTIMIZERS[name](), params, 6, seed)
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(bare)):
     assert a.dtype == b.dtype
-    np.testing.assert_array_equal(np.asarray(a, np.float32),
-                                  np.asarray(b, np.float32))
+    np.testing.assert_array_equal(
+      np.asarray(a, np.float32), np.asarray(b, np.float32)
+    )
+
+
+def assert_anchor_is(state, params, anchor_dtype):
+  for a, p in zip(jax.tree.leaves(state.anchor), jax.tree.leaves(params)):
+    assert a.dtype == (anchor_dtype or p.dtype)
+    np.testing.assert_array_equal(a, p.astype(a.dtype))
 
 
 @SETTINGS
-@hypothesis.given(params=pytrees(), period=st.integers(1, 6),
-                  steps=st.integers(1, 13), seed=st.integers(0, 99),
-                  anchor_dtype=st.sampled_from([None, jnp.bfloat16]))
-def test_anchor_is_the_params_of_the_last_refresh(params, period, steps, seed,
-                                                   anchor_dtype):
+@hypothesis.given(
+  params=pytrees(),
+  period=st.integers(1, 6),
+  steps=st.integers(1, 13),
+  seed=st.integers(0, 99),
+  anchor_dtype=st.sampled_from([None, jnp.bfloat16]),
+)
+def test_anchor_is_the_params_of_the_last_refresh(
+  params, period, steps, seed, anchor_dtype
+):
   tx = optax_prox.proximal_regularize(0.5, period, anchor_dtype=anchor_dtype)
-  passed = [p for _, p in noisy_steps(params, steps, seed)]
+  passed = [p for _, p in noisy_steps(params, steps + 1, seed)]
   _, state = updates_of(tx, params, steps, seed)
-  last_refresh = passed[(steps - 1) // period * period]
-  for a, p in zip(jax.tree.leaves(state.anchor),
-                  jax.tree.leaves(last_refresh)):
-    assert a.dtype == (anchor_dtype or p.dtype)
-    np.testing.assert_array_equal(a, p.astype(a.dtype))
-  assert int(state.inner_step) == steps % period
+  assert_anchor_is(state, passed[(steps - 1) // period * period], anchor_dtype)
+  # The next update starts a new inner loop exactly when `period` divides k.
+  _, state = tx.update(passed[steps], state, passed[steps])
+  assert_anchor_is(state, passed[steps // period * period], anchor_dtype)
+
+
+@SETTINGS
+@hypothesis.given(
+  params=pytrees(),
+  strength=st.floats(0.0, 5.0),
+  seed=st.integers(0, 99),
+  anchor_dtype=st.sampled_from([None, jnp.bfloat16]),
+)
+def test_the_pull_is_strength_times_the_distance_to_the_anchor(
+  params, strength, seed, anchor_dtype
+):
+  """In each param's dtype, toward the anchor as stored (bf16 or not)."""
+  tx = optax_prox.proximal_regularize(
+    strength, period=2, anchor_dtype=anchor_dtype
+  )
+  (_, first), (grads, second) = noisy_steps(params, 2, seed)
+  _, state = tx.update(first, tx.init(params), first)
+  updates, _ = tx.update(grads, state, second)
+  for u, g, p, a in zip(
+    *map(jax.tree.leaves, (updates, grads, second, state.anchor))
+  ):
+    assert u.dtype == g.dtype
+    pull = jnp.asarray(strength, p.dtype) * (p - a.astype(p.dtype))
+    u, g, pull = (np.asarray(x, np.float32) for x in (u, g, pull))
+    rounding = 2 * float(jnp.finfo(p.dtype).eps) * (np.abs(g) + np.abs(pull))
+    assert np.all(np.abs(u - (g + pull)) <= rounding)

@@ -1,0 +1,682 @@
+"""One battery of generic properties over every optimizer the library builds.
+
+Each property is written once and runs over ``CASES``, the table of
+optimizers under test: TRSGD, TRAdam, ``trajectory_regularized`` around
+AdamW, Lion and Nesterov SGD, ``proximal_regularize`` chained before SGD
+(with a period, and with ``period=None``), and bfloat16 anchors. Behaviour
+that belongs to one module (the update rules, the validation, the state
+helpers' corner cases) is tested in the file that mirrors that module.
+
+All properties run over all cases: a property that holds for TRSGD but not
+for Lion is a bug either way, and each case costs well under a second. Only
+the dtype test multiplies the table, by the two low-precision dtypes.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+from jax.sharding import AxisType
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
+import optax
+import pytest
+
+import optax_prox
+from tests import helpers
+
+PERIOD = 3
+STEPS = 7  # the anchor is refreshed at k = 0, 3 and 6
+NESTEROV_SGD = functools.partial(optax.sgd, momentum=0.9, nesterov=True)
+
+
+def proximal_then_sgd(
+  strength: Any,
+  period: int | None = PERIOD,
+  learning_rate: Any = 0.05,
+  anchor_dtype: Any = None,
+) -> optax.GradientTransformation:
+  """``proximal_regularize`` chained before plain SGD, as users write it."""
+  return optax.chain(
+    optax_prox.proximal_regularize(strength, period, anchor_dtype=anchor_dtype),
+    optax.sgd(learning_rate),
+  )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity
+class Case:
+  """An optimizer under test.
+
+  Attributes:
+    factory: builds the optimizer from keyword arguments.
+    kwargs: the arguments of the optimizer under test.
+    injected: the float hyper-parameter that the ``inject_hyperparams`` test
+      changes during training.
+    bare: the same optimizer without the proximal term (for memory).
+    float16: the argument overrides that float16 params need.
+  """
+
+  factory: Callable[..., optax.GradientTransformation]
+  kwargs: dict[str, Any]
+  injected: str
+  bare: Callable[[], optax.GradientTransformation]
+  float16: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def make(self, **overrides: Any) -> optax.GradientTransformation:
+    """The optimizer; without overrides always the same object.
+
+    ``helpers.run`` compiles a step once per optimizer object, so the tests
+    that train the same case on the same params share one compilation.
+    """
+    if not overrides:
+      return _default_optimizer(self)
+    return self.factory(**{**self.kwargs, **overrides})
+
+  @property
+  def period(self) -> int | None:
+    return self.kwargs["period"]
+
+  @property
+  def anchor_dtype(self) -> Any:
+    return self.kwargs.get("anchor_dtype")
+
+  def anchor_dtype_for(self, param: Any) -> Any:
+    return jnp.dtype(self.anchor_dtype or jnp.result_type(param))
+
+  def last_refresh(self, k: int, restart: int = 0) -> int:
+    """The step whose params are the anchor after update ``k``."""
+    if self.period is None:
+      return restart
+    return restart + (k - restart) // self.period * self.period
+
+
+@functools.cache
+def _default_optimizer(case: Case) -> optax.GradientTransformation:
+  return case.factory(**case.kwargs)
+
+
+TRSGD = Case(
+  optax_prox.trsgd,
+  dict(learning_rate=0.05, period=PERIOD, weight_decay=1e-3),
+  "learning_rate",
+  lambda: optax.sgd(0.05, momentum=0.9),
+)
+TRADAM = Case(
+  optax_prox.tradam,
+  dict(learning_rate=0.01, period=PERIOD),
+  "learning_rate",
+  lambda: optax.adam(0.01),
+  {"eps": 1e-4},
+)
+TR_LION = Case(
+  functools.partial(optax_prox.trajectory_regularized, optax.lion),
+  dict(learning_rate=1e-3, period=PERIOD),
+  "learning_rate",
+  lambda: optax.lion(1e-3),
+)
+PROXIMAL_SGD = Case(
+  proximal_then_sgd,
+  dict(strength=0.5, period=PERIOD),
+  "strength",
+  lambda: optax.sgd(0.05),
+)
+# optax's AdamW, and its Lion and SGD momentum on a tree of mixed dtypes.
+NOT_STRICT = pytest.mark.optax_not_strict
+CASES = [
+  pytest.param(TRSGD, id="trsgd"),
+  pytest.param(TRADAM, id="tradam"),
+  pytest.param(
+    Case(
+      functools.partial(optax_prox.trajectory_regularized, optax.adamw),
+      dict(learning_rate=0.01, period=PERIOD),
+      "learning_rate",
+      lambda: optax.adamw(0.01),
+    ),
+    id="tr-adamw",
+    marks=NOT_STRICT,
+  ),
+  pytest.param(TR_LION, id="tr-lion", marks=NOT_STRICT),
+  pytest.param(
+    Case(
+      functools.partial(optax_prox.trajectory_regularized, NESTEROV_SGD),
+      dict(learning_rate=0.05, period=PERIOD),
+      "learning_rate",
+      lambda: NESTEROV_SGD(0.05),
+    ),
+    id="tr-nesterov-sgd",
+    marks=NOT_STRICT,
+  ),
+  pytest.param(PROXIMAL_SGD, id="proximal+sgd"),
+  pytest.param(
+    dataclasses.replace(PROXIMAL_SGD, kwargs=dict(strength=0.5, period=None)),
+    id="proximal-fixed-anchor+sgd",
+  ),
+  pytest.param(
+    dataclasses.replace(
+      TRSGD, kwargs={**TRSGD.kwargs, "anchor_dtype": jnp.bfloat16}
+    ),
+    id="trsgd-bf16-anchor",
+  ),
+  pytest.param(
+    dataclasses.replace(
+      TRADAM, kwargs={**TRADAM.kwargs, "anchor_dtype": jnp.bfloat16}
+    ),
+    id="tradam-bf16-anchor",
+  ),
+]
+ALL = pytest.mark.parametrize("case", CASES)
+PERIODIC = pytest.mark.parametrize(
+  "case", [c for c in CASES if c.values[0].period is not None]
+)
+STATIC_ARGS = ("period", "anchor_dtype")
+# The same arithmetic, compiled differently (jit or not, fused or not).
+CLOSE = {"rtol": 1e-5, "atol": 1e-6}
+
+
+def params_tree(dtype: Any = jnp.float32, seed: int = 0) -> dict[str, Any]:
+  """A matrix, a vector and a scalar."""
+  rng = np.random.default_rng(seed)
+  return {
+    name: jnp.asarray(rng.normal(size=shape), dtype)
+    for name, shape in (("w", (8, 6)), ("b", (6,)), ("s", ()))
+  }
+
+
+def anchor_of(state: Any) -> Any:
+  return optax.tree.get(state, "anchor")
+
+
+def cast_like_anchor(case: Case, tree: Any) -> Any:
+  return jax.tree.map(lambda x: x.astype(case.anchor_dtype_for(x)), tree)
+
+
+def zeros_like(tree: Any) -> Any:
+  return jax.tree.map(jnp.zeros_like, tree)
+
+
+# ----------------------------------------------------- jit and compiling ----
+
+
+@ALL
+def test_jit_equals_eager(case: Case):
+  tx = case.make()
+  jitted, jitted_state = helpers.run(
+    tx, helpers.tree_grad, params_tree(), STEPS
+  )
+  eager, eager_state = helpers.run(
+    tx, helpers.tree_grad, params_tree(), STEPS, jit=False
+  )
+  helpers.assert_trees_equal(
+    (jitted, jitted_state), (eager, eager_state), **CLOSE
+  )
+
+
+@ALL
+def test_donated_step_frees_its_inputs_and_matches_an_undonated_one(case: Case):
+  tx = case.make()
+  params = params_tree()
+  state = tx.init(params)
+  donated, donated_state = helpers.run(
+    tx, helpers.tree_grad, params, STEPS, state=state, donate=True
+  )
+  freed = jax.tree.leaves((donated[:-1], state))
+  assert all(leaf.is_deleted() for leaf in freed), (
+    "a donated params or state buffer is still alive"
+  )
+  kept, kept_state = helpers.run(tx, helpers.tree_grad, params_tree(), STEPS)
+  helpers.assert_trees_equal(
+    (donated[-1], donated_state), (kept[-1], kept_state)
+  )
+
+
+@ALL
+def test_init_runs_under_eval_shape(case: Case):
+  tx = case.make()
+  params = {
+    "f32": jnp.ones((3, 4), jnp.float32),
+    "bf16": jnp.ones((2,), jnp.bfloat16),
+  }
+  shapes = jax.eval_shape(
+    tx.init,
+    jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params),
+  )
+  helpers.assert_same_layout(shapes, tx.init(params), shardings=False)
+  for name, anchor in anchor_of(shapes).items():
+    assert anchor.shape == params[name].shape
+    assert anchor.dtype == case.anchor_dtype_for(params[name])
+
+
+@ALL
+def test_updates_compile_once_and_keep_the_state_layout(case: Case):
+  """On a 4x2 mesh, the state keeps its tree, shapes, dtypes and shardings."""
+  tx = case.make()
+  traces = []
+
+  def counted_update(updates, state, params=None, **extra_args):
+    traces.append(None)
+    return tx.update(updates, state, params, **extra_args)
+
+  counted = optax.GradientTransformationExtraArgs(tx.init, counted_update)
+  mesh = jax.make_mesh(
+    (4, 2), ("data", "model"), axis_types=(AxisType.Explicit,) * 2
+  )
+  layouts = {"w": P("data", "model"), "b": P("model"), "s": P()}
+  with jax.set_mesh(mesh):
+    params = {
+      name: jax.device_put(value, NamedSharding(mesh, layouts[name]))
+      for name, value in params_tree().items()
+    }
+    trajectory, state = helpers.run(counted, helpers.tree_grad, params, 1)
+    first = state
+    for k in range(1, STEPS):
+      trajectory, state = helpers.run(
+        counted, helpers.tree_grad, trajectory[-1], 1, state=state, start=k
+      )
+      helpers.assert_same_layout(state, first)
+  helpers.assert_same_layout(trajectory[-1], params)
+  assert len(traces) == 1, f"the update was traced {len(traces)} times"
+
+
+@ALL
+def test_extra_args_are_accepted_and_ignored(case: Case):
+  tx = case.make()
+  params = params_tree()
+  state = tx.init(params)
+  grads = helpers.tree_grad(params, 0)
+  with_extras = tx.update(
+    grads, state, params, value=jnp.ones(()), key=jax.random.key(0)
+  )
+  helpers.assert_trees_equal(with_extras, tx.update(grads, state, params))
+
+
+# ------------------------------------------------------------- wrappers ----
+
+
+@ALL
+@pytest.mark.optax_not_strict  # inject_hyperparams
+def test_injected_hyperparameter_is_read_from_the_state(case: Case):
+  """Setting it to 0 mid-run equals a schedule that drops to 0 there."""
+  switch, steps = PERIOD + 1, STEPS + 1  # inside the second inner loop
+  value = case.kwargs[case.injected]
+  injected = optax.inject_hyperparams(case.factory, static_args=STATIC_ARGS)(
+    **case.kwargs
+  )
+  before, state = helpers.run(
+    injected, helpers.tree_grad, params_tree(), switch
+  )
+  state.hyperparams[case.injected] = jnp.zeros_like(
+    state.hyperparams[case.injected]
+  )
+  after, _ = helpers.run(
+    injected,
+    helpers.tree_grad,
+    before[-1],
+    steps - switch,
+    state=state,
+    start=switch,
+  )
+
+  schedule = helpers.Piecewise([value, 0.0], [switch])
+  expected, _ = helpers.run(
+    case.make(**{case.injected: schedule}),
+    helpers.tree_grad,
+    params_tree(),
+    steps,
+  )
+  helpers.assert_trees_equal(before + after[1:], expected, **CLOSE)
+  if case.injected == "learning_rate":  # a zero rate stops training
+    helpers.assert_trees_equal(after[-1], after[0])
+
+
+@PERIODIC
+def test_injected_period_must_be_static(case: Case):
+  injected = optax.inject_hyperparams(
+    case.factory, static_args=("anchor_dtype",)
+  )(**case.kwargs)
+  params = params_tree()
+  with pytest.raises(TypeError, match=r"static_args=\('period',\)"):
+    jax.jit(injected.update)(params, injected.init(params), params)
+
+
+@ALL
+@pytest.mark.optax_not_strict  # MultiSteps
+def test_multi_steps_applies_the_averaged_gradient(case: Case):
+  every = 3
+  tx = case.make()
+  micro, micro_state = helpers.run(
+    optax.MultiSteps(tx, every_k_schedule=every),
+    helpers.tree_grad,
+    params_tree(),
+    4 * every,
+  )
+
+  def averaged(params, k):
+    grads = [helpers.tree_grad(params, every * k + j) for j in range(every)]
+    return jax.tree.map(lambda *g: sum(g) / every, *grads)
+
+  expected, state = helpers.run(tx, averaged, params_tree(), 4)
+  helpers.assert_trees_equal(
+    (micro[-1], anchor_of(micro_state)),
+    (expected[-1], anchor_of(state)),
+    **CLOSE,
+  )
+
+
+@ALL
+def test_masked_anchors_only_the_masked_in_leaves(case: Case):
+  tx = case.make()
+  params = params_tree()
+  masked = optax.masked(tx, {"w": True, "b": False, "s": False})
+  anchor = anchor_of(masked.init(params))
+  assert isinstance(anchor["b"], optax.MaskedNode)
+  assert isinstance(anchor["s"], optax.MaskedNode)
+  assert anchor["w"].shape == params["w"].shape
+
+  trajectory, state = helpers.run(masked, helpers.tree_grad, params, 5)
+  # The masked-in leaf trains as alone; the others take the raw gradient.
+  alone, alone_state = helpers.run(tx, helpers.tree_grad, {"w": params["w"]}, 5)
+  helpers.assert_trees_equal(
+    [p["w"] for p in trajectory], [p["w"] for p in alone], **CLOSE
+  )
+  for k in range(5):
+    for name in ("b", "s"):
+      np.testing.assert_allclose(
+        trajectory[k + 1][name],
+        trajectory[k][name] + helpers.tree_grad(trajectory[k][name], k),
+        **CLOSE,
+      )
+  distance = jax.jit(optax_prox.anchor_distance)(state, trajectory[-1])
+  np.testing.assert_allclose(
+    distance,
+    np.linalg.norm(
+      np.asarray(trajectory[-1]["w"], np.float64)
+      - np.asarray(anchor_of(alone_state)["w"], np.float64)
+    ),
+    rtol=1e-6,
+  )
+
+
+@ALL
+def test_apply_if_finite_skips_the_whole_update(case: Case):
+  tx = case.make()
+  guarded = optax.apply_if_finite(tx, max_consecutive_errors=5)
+  params = params_tree()
+  grads = [helpers.tree_grad(params, k) for k in range(2)]
+  state = guarded.init(params)
+  update = jax.jit(guarded.update)
+  _, state = update(grads[0], state, params)
+  before = state.inner_state
+  infinite = {**grads[1], "b": grads[1]["b"].at[0].set(jnp.inf)}
+  updates, state = update(infinite, state, params)
+  helpers.assert_trees_equal(updates, zeros_like(params))
+  helpers.assert_trees_equal(state.inner_state, before)
+  updates, _ = update(grads[1], state, params)
+
+  _, plain_state = tx.update(grads[0], tx.init(params), params)
+  expected, _ = tx.update(grads[1], plain_state, params)
+  helpers.assert_trees_equal(updates, expected, **CLOSE)
+
+
+def nnx_linear_loss(model: nnx.Linear, x: jax.Array) -> jax.Array:
+  return jnp.mean(model(x) ** 2)
+
+
+@ALL
+def test_flax_nnx_optimizer_matches_plain_optax(case: Case):
+  steps = PERIOD + 2
+  model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+  initial = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
+  tx = case.make()
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(8, 3)), jnp.float32)
+
+  @nnx.jit
+  def train_step(model, optimizer):
+    optimizer.update(model, nnx.grad(nnx_linear_loss)(model, x))
+
+  for _ in range(steps):
+    train_step(model, optimizer)
+
+  graphdef = nnx.graphdef(model)
+  pure_grad = jax.grad(lambda p: nnx_linear_loss(nnx.merge(graphdef, p), x))
+  expected, state = helpers.run(tx, lambda p, k: pure_grad(p), initial, steps)
+  helpers.assert_trees_equal(
+    jax.tree.leaves(
+      (nnx.state(model, nnx.Param), anchor_of(optimizer.opt_state))
+    ),
+    jax.tree.leaves((expected[-1], anchor_of(state))),
+    **CLOSE,
+  )
+
+
+# --------------------------------------------------- dtypes and pytrees ----
+
+
+@ALL
+@pytest.mark.parametrize(
+  "dtype", [jnp.bfloat16, jnp.float16], ids=["bfloat16", "float16"]
+)
+def test_low_precision_params_keep_their_dtype(case: Case, dtype: Any):
+  tx = case.make(**(case.float16 if dtype == jnp.float16 else {}))
+  trajectory, state = helpers.run(
+    tx, helpers.tree_grad, params_tree(dtype), STEPS
+  )
+  updates, state = tx.update(
+    helpers.tree_grad(trajectory[-1], STEPS), state, trajectory[-1]
+  )
+  for leaf in jax.tree.leaves((trajectory, updates)):
+    assert leaf.dtype == dtype
+    assert np.all(np.isfinite(np.asarray(leaf, np.float32)))
+  for leaf in jax.tree.leaves(anchor_of(state)):
+    assert leaf.dtype == case.anchor_dtype_for(dtype)
+
+
+ODD_TREES = {
+  "none-scalar-nested": {
+    "none": None,
+    "scalar": jnp.asarray(3.0),
+    "nested": [jnp.ones(2), (jnp.zeros(()), {"deep": jnp.ones((1, 2))})],
+  },
+  "empty": {},
+}
+
+
+@ALL
+@pytest.mark.parametrize("name", sorted(ODD_TREES))
+def test_odd_pytrees_keep_their_structure(case: Case, name: str):
+  params = ODD_TREES[name]
+  trajectory, state = helpers.run(
+    case.make(), helpers.tree_grad, params, PERIOD + 1
+  )
+  anchor = anchor_of(state)
+  assert jax.tree.structure(trajectory[-1]) == jax.tree.structure(params)
+  assert jax.tree.structure(anchor) == jax.tree.structure(params)
+  helpers.assert_trees_equal(
+    anchor, cast_like_anchor(case, trajectory[case.last_refresh(PERIOD)])
+  )
+
+
+# ---------------------------------------------------------- checkpoints ----
+
+
+@ALL
+def test_resuming_from_checkpoints_continues_the_same_trajectory(
+  case: Case, tmp_path: Path
+):
+  """Stops inside an inner loop and at its end; resumes from orbax."""
+  tx = case.make()
+  stops = (PERIOD + 1, 2 * PERIOD, STEPS + 2)
+  uninterrupted, state = helpers.run(
+    tx, helpers.tree_grad, params_tree(), stops[-1]
+  )
+  params, resumed_state = params_tree(), None
+  start = 0
+  for stop in stops:
+    trajectory, resumed_state = helpers.run(
+      tx,
+      helpers.tree_grad,
+      params,
+      stop - start,
+      state=resumed_state,
+      start=start,
+    )
+    saved = (trajectory[-1], resumed_state)
+    params, resumed_state = helpers.save_and_restore(
+      tmp_path / f"step_{stop}", saved
+    )
+    helpers.assert_same_layout((params, resumed_state), saved)
+    helpers.assert_trees_equal((params, resumed_state), saved)
+    start = stop
+  helpers.assert_trees_equal(
+    (params, resumed_state), (uninterrupted[-1], state)
+  )
+
+
+# --------------------------------------------------------------- memory ----
+
+MEMORY_PARAMS = {
+  "w": np.ones((64, 48), np.float32),
+  "b": np.ones((48,), np.float32),
+  "embedding": np.ones((16, 8), jnp.bfloat16),
+}
+# Counters are int32 scalars: a few bytes, never a param-sized buffer.
+MAX_COUNTER_BYTES = 8
+# Enough temporaries for a few scalars, far below one parameter-sized buffer.
+SMALL_CONSTANT_BYTES = 1024
+
+
+def nbytes(tree: Any) -> int:
+  return sum(leaf.nbytes for leaf in jax.tree.leaves(tree))
+
+
+@ALL
+def test_state_is_the_bare_state_plus_one_anchor_and_a_counter(case: Case):
+  params = jax.tree.map(jnp.asarray, MEMORY_PARAMS)
+  ours = nbytes(case.make().init(params))
+  with jax.numpy_dtype_promotion("standard"):  # optax's optimizers
+    extra = ours - nbytes(case.bare().init(params))
+  anchor = sum(
+    p.size * case.anchor_dtype_for(p).itemsize for p in jax.tree.leaves(params)
+  )
+  if case.anchor_dtype == jnp.bfloat16:  # half the bytes of the float32 ones
+    assert anchor == (nbytes(params) + nbytes(params["embedding"])) // 2
+  assert 0 < extra - anchor <= MAX_COUNTER_BYTES, (
+    f"the state holds {extra} bytes more than the bare optimizer's, the"
+    f" anchor {anchor}"
+  )
+
+
+# A two-layer network of 0.6 MiB of float32 params.
+STEP_PARAMS = {
+  "w1": np.ones((256, 512), np.float32),
+  "b1": np.ones((1, 512), np.float32),
+  "w2": np.ones((512, 64), np.float32),
+}
+
+
+def mlp_loss(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+  hidden = jnp.tanh(x @ params["w1"] + params["b1"])
+  return jnp.mean((hidden @ params["w2"]) ** 2)
+
+
+@functools.cache
+def donated_step_memory(tx: optax.GradientTransformation) -> tuple[Any, int]:
+  """The compiled memory of a step that donates params and state.
+
+  Returns XLA's memory analysis and the bytes of the state.
+  """
+  params = jax.tree.map(jnp.asarray, STEP_PARAMS)
+
+  def train_step(params, state, x):
+    updates, state = tx.update(jax.grad(mlp_loss)(params, x), state, params)
+    return optax.apply_updates(params, updates), state
+
+  state = tx.init(params)
+  compiled = (
+    jax.jit(train_step, donate_argnums=(0, 1))
+    .lower(params, state, jnp.ones((8, 256)))
+    .compile()
+  )
+  return compiled.memory_analysis(), nbytes(state)
+
+
+@ALL
+def test_donated_step_updates_the_state_in_place_without_temporaries(
+  case: Case, request: pytest.FixtureRequest
+):
+  if case == TR_LION:
+    request.applymarker(
+      pytest.mark.xfail(
+        strict=True,
+        reason=(
+          "known: on XLA:CPU the Lion step needs temporaries of about 60% of"
+          " the params' bytes more than bare Lion (README, Performance)"
+        ),
+      )
+    )
+  ours, ours_state = donated_step_memory(case.make())
+  with jax.numpy_dtype_promotion("standard"):  # optax's Adam
+    bare, bare_state = donated_step_memory(case.bare())
+  assert (
+    ours.alias_size_in_bytes - bare.alias_size_in_bytes
+    == ours_state - bare_state
+  ), "a state buffer is not updated in place"
+  extra_temp = ours.temp_size_in_bytes - bare.temp_size_in_bytes
+  assert extra_temp <= SMALL_CONSTANT_BYTES, (
+    f"the step needs {extra_temp} more temporary bytes than the bare"
+    f" optimizer's; the params take {nbytes(STEP_PARAMS)} bytes"
+  )
+
+
+# --------------------------------------------------------- state helpers ----
+
+
+@ALL
+def test_restart_inner_loop_takes_the_next_params_as_anchor(case: Case):
+  tx = case.make()
+  restart = PERIOD + 1  # inside the second inner loop
+  trajectory, state = helpers.run(tx, helpers.tree_grad, params_tree(), restart)
+  state = jax.jit(optax_prox.restart_inner_loop)(state)
+  for k in range(restart, restart + PERIOD + 2):
+    more, state = helpers.run(
+      tx, helpers.tree_grad, trajectory[-1], 1, state=state, start=k
+    )
+    trajectory.append(more[-1])
+    helpers.assert_trees_equal(
+      anchor_of(state),
+      cast_like_anchor(case, trajectory[case.last_refresh(k, restart)]),
+    )
+
+
+@ALL
+def test_set_anchor_is_pulled_toward_and_measured(case: Case):
+  tx = case.make()
+  params = params_tree()
+  target = jax.tree.map(lambda p: p + 1, params)
+  state = jax.jit(optax_prox.set_anchor)(tx.init(params), target)
+  helpers.assert_trees_equal(anchor_of(state), cast_like_anchor(case, target))
+
+  def difference(p, a):
+    return np.asarray(p, np.float64) - np.asarray(a, np.float64)
+
+  expected = np.sqrt(
+    sum(
+      np.sum(difference(p, a) ** 2)
+      for p, a in zip(
+        jax.tree.leaves(params), jax.tree.leaves(anchor_of(state))
+      )
+    )
+  )
+  np.testing.assert_allclose(
+    jax.jit(optax_prox.anchor_distance)(state, params), expected, rtol=1e-6
+  )
+  # Without a gradient, the first update moves every param up, to the anchor.
+  updates, _ = jax.jit(tx.update)(zeros_like(params), state, params)
+  for leaf in jax.tree.leaves(updates):
+    assert np.all(np.asarray(leaf) > 0), leaf
