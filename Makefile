@@ -24,7 +24,7 @@ test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippet
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 bench: $(VENV)/.installed  ## benchmark the update and training steps against the bare optimizers
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks.run
 
 clean:  ## remove .venv and results/
 	rm -rf $(VENV) results

@@ -1,22 +1,69 @@
-"""Interleaved wall-clock timing: candidates take turns, ratios per round."""
+"""Timing jitted steps on donated buffers, interleaved, with paired ratios."""
 
+from collections.abc import Callable, Hashable, Mapping, Sequence
 import dataclasses
 import statistics
 import time
-from typing import Callable, Hashable, Mapping, Sequence, TypeVar
+from typing import Any
 
-Key = TypeVar("Key", bound=Hashable)
+import jax
+
+
+def tree_bytes(tree: Any) -> int:
+  """The total size in bytes of a tree's arrays."""
+  return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+class DonatedLoop:
+  """Runs ``step(*carry, *constants) -> carry`` compiled, the carry donated.
+
+  A call runs ``steps`` steps, each one's carry (params, optimizer state)
+  feeding the next, and blocks until they are done. ``scanned=False``: one
+  call of the compiled step per step, as in a Python training loop, which
+  pays the host's cost per array passed; ``scanned=True``: the steps run in
+  one ``lax.scan``. Construction compiles and runs one call, untimed.
+  """
+
+  def __init__(
+    self,
+    step: Callable[..., Any],
+    carry: Sequence[Any],
+    constants: Sequence[Any],
+    steps: int,
+    scanned: bool,
+  ):
+    def scanned_steps(*args):
+      def body(carry, _):
+        return tuple(step(*carry, *args[len(carry) :])), None
+
+      return jax.lax.scan(body, args[: len(carry)], length=steps)[0]
+
+    program = jax.jit(
+      scanned_steps if scanned else step,
+      donate_argnums=tuple(range(len(carry))),
+    )
+    self.compiled = program.lower(*carry, *constants).compile()
+    self.steps, self.calls = steps, 1 if scanned else steps
+    self.constants = tuple(constants)
+    self.carry = jax.block_until_ready(self.compiled(*carry, *constants))
+
+  def __call__(self) -> None:
+    for _ in range(self.calls):
+      self.carry = self.compiled(*self.carry, *self.constants)
+    jax.block_until_ready(self.carry)
+
+  def temp_bytes(self) -> int:
+    """The compiled program's scratch memory, beyond arguments and outputs."""
+    return self.compiled.memory_analysis().temp_size_in_bytes
+
+  def bytes_accessed(self) -> float:
+    """XLA's estimate of the bytes one call reads and writes."""
+    return self.compiled.cost_analysis()["bytes accessed"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Ratio:
-  """A candidate's time over its baseline's, summarised over rounds.
-
-  Attributes:
-    median: the median of the per-round ratios.
-    low: their first quartile.
-    high: their third quartile.
-  """
+  """The median of per-round ratios, between its quartiles low and high."""
 
   median: float
   low: float
@@ -26,69 +73,12 @@ class Ratio:
     return f"{self.median:.2f}x ({self.low:.2f}-{self.high:.2f})"
 
 
-@dataclasses.dataclass(frozen=True)
-class Timing:
-  """One candidate's timing.
-
-  Attributes:
-    seconds: the median over rounds of its seconds per step.
-    ratio: its per-round ratio to its baseline (see :func:`paired_ratio`).
-  """
-
-  seconds: float
-  ratio: Ratio
-
-
-def seconds_per_step_by_round(
-    runners: Mapping[Hashable, Callable[[], None]],
-    *,
-    steps_per_call: int,
-    repeats: int,
-) -> dict[Hashable, list[float]]:
-  """Times each runner in rounds ``A B C A B C ...``.
-
-  Each runner performs ``steps_per_call`` steps and blocks until they are
-  done. A first, untimed round warms up (compilation, allocation); then
-  ``repeats`` rounds are timed. Interleaving makes a change of machine load
-  hit every candidate of a round alike.
-
-  Args:
-    runners: candidate -> a function running ``steps_per_call`` steps.
-    steps_per_call: the number of steps one call runs.
-    repeats: the number of timed rounds.
-
-  Returns:
-    Candidate -> seconds per step in each round, in round order.
-  """
-  for run in runners.values():
-    run()
-  samples = {name: [] for name in runners}
-  for _ in range(repeats):
-    for name, run in runners.items():
-      start = time.perf_counter()
-      run()
-      samples[name].append((time.perf_counter() - start) / steps_per_call)
-  return samples
-
-
-def median_seconds_per_step(
-    runners: Mapping[Hashable, Callable[[], None]],
-    *,
-    steps_per_call: int,
-    repeats: int,
-) -> dict[Hashable, float]:
-  """The median over rounds of :func:`seconds_per_step_by_round`."""
-  samples = seconds_per_step_by_round(
-      runners, steps_per_call=steps_per_call, repeats=repeats)
-  return {name: statistics.median(times) for name, times in samples.items()}
-
-
-def paired_ratio(candidate: Sequence[float], baseline: Sequence[float]
-                 ) -> Ratio:
+def paired_ratio(
+  candidate: Sequence[float], baseline: Sequence[float]
+) -> Ratio:
   """Summarises ``candidate[i] / baseline[i]`` over the rounds ``i``.
 
-  Dividing within a round cancels the load both saw; the quartiles show how
-  much is left.
+  Dividing within a round cancels the load both saw.
   """
   ratios = [c / b for c, b in zip(candidate, baseline, strict=True)]
   if len(ratios) == 1:
@@ -97,29 +87,32 @@ def paired_ratio(candidate: Sequence[float], baseline: Sequence[float]
   return Ratio(median, low, high)
 
 
+@dataclasses.dataclass(frozen=True)
+class Timing:
+  """Seconds per step (the median over rounds) and the ratio to a baseline."""
+
+  seconds: float
+  ratio: Ratio
+
+
 def compare(
-    runners: Mapping[Key, Callable[[], None]],
-    baseline_of: Callable[[Key], Key],
-    *,
-    steps_per_call: int,
-    repeats: int,
-) -> dict[Key, Timing]:
-  """Times runners interleaved, each against the baseline it names.
+  loops: Mapping[Hashable, DonatedLoop],
+  baseline_of: Callable[[Hashable], Hashable],
+  repeats: int,
+) -> dict[Hashable, Timing]:
+  """Times ``repeats`` rounds ``A B C A B C ...``; ratios to the baselines.
 
-  Args:
-    runners: candidate -> a function running ``steps_per_call`` steps.
-    baseline_of: candidate -> the candidate it is compared with (itself for
-      a baseline, whose ratio is then exactly 1).
-    steps_per_call: the number of steps one call runs.
-    repeats: the number of timed rounds.
-
-  Returns:
-    Candidate -> its median seconds per step and its ratio to its baseline.
+  Load changes hit a round's loops alike. A baseline maps to its own key.
   """
-  rounds = seconds_per_step_by_round(
-      runners, steps_per_call=steps_per_call, repeats=repeats)
+  rounds = {key: [] for key in loops}
+  for _ in range(repeats):
+    for key, loop in loops.items():
+      start = time.perf_counter()
+      loop()
+      rounds[key].append((time.perf_counter() - start) / loop.steps)
   return {
-      key: Timing(statistics.median(times),
-                  paired_ratio(times, rounds[baseline_of(key)]))
-      for key, times in rounds.items()
+    key: Timing(
+      statistics.median(times), paired_ratio(times, rounds[baseline_of(key)])
+    )
+    for key, times in rounds.items()
   }

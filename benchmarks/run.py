@@ -1,185 +1,262 @@
-r"""`make bench`: optax_prox's speed and memory against the bare optimizers.
+r"""`make bench`: optax_prox's update and training step against bare optax.
 
-Prints markdown tables and writes them, with a description of the machine,
-to ``benchmarks/results.md``. ``--quick`` runs tiny sizes with two repeats
-(a smoke test; it writes no file unless ``--output`` is given).
-
-Every comparison runs in this one process, interleaved (A B A B ...), and
-reports medians and, for each round, the ratio to the bare optimizer (the
-median of those ratios and their quartiles). Each timed call runs whole
-periods of updates, so the anchor refreshes are part of the averages. Every
-step is timed twice: as one jitted call per step (a Python training loop,
-which pays a host cost per donated array) and inside one `lax.scan` (the
-device work alone).
+``python -m benchmarks.run`` writes ``benchmarks/results.md`` (``--quick``:
+a smoke test that writes no file). Each of ours runs interleaved with its
+bare optax baseline, same hyper-parameters, in this one process; each timed
+call covers whole periods, so the anchor refreshes count. Steps are timed
+one jitted call per step (a Python training loop) and, where XLA:CPU
+allows, all inside one ``lax.scan`` (the device work alone).
 """
 
 import argparse
-import dataclasses
+from collections.abc import Callable, Sequence
 import functools
 import pathlib
 import sys
-from typing import Any, Callable, Sequence
+import time
+from typing import Any, NamedTuple
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-  sys.path.insert(0, str(_ROOT))
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import optax
 
-# pylint: disable=wrong-import-position
-from benchmarks import _machine
-from benchmarks import _models
-from benchmarks import _optimizers
 from benchmarks import _report
-from benchmarks import _training_step
-from benchmarks import _update_step
+from benchmarks import _timing
+from examples import models
+import optax_prox
 
-RESULTS = _ROOT / "benchmarks" / "results.md"
-CNN1D = _training_step.Workload(
-    "Cnn1d (demo)", _models.cnn1d, (40,), scanned=True)
-RESNET18 = _training_step.Workload(
-    "ResNet-18", _models.resnet18, (32, 32, 3), scanned=False)
+RESULTS = pathlib.Path(__file__).parent / "results.md"
+PERIOD = 10
+LR = 1e-3
+WEIGHT_DECAY = 5e-4
+STRENGTH = 0.2  # 2 * lambda_w / eta with lambda_w = 0.1 eta, as in trsgd
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-  """Sizes and repeat counts of one run.
+class Candidate(NamedTuple):
+  """An optimizer, and the param-sized buffers its ideal update streams.
 
-  Attributes:
-    update_repeats: a function giving param shapes -> timed rounds of the
-      update step on params of those shapes.
-    update_steps: updates per timed call (whole periods).
-    copy_floats: size of the bandwidth-measuring buffer.
-    training_repeats: workload -> (timed rounds, steps per call).
-    training_groups: the optimizer groups of the training step.
-    batch_size: the training batch size.
+  A perfectly fused bare SGD step reads params, gradients and momentum and
+  writes params and momentum: 5. Ours read the anchor too, and write it once
+  per period (the ``streams`` are averaged over a period).
   """
 
-  update_repeats: dict[Callable[[], Any], int]
-  update_steps: int
-  copy_floats: int
-  training_repeats: dict[_training_step.Workload, tuple[int, int]]
-  training_groups: Sequence[Sequence[_optimizers.Candidate]] = (
-      _optimizers.TRAINING_GROUPS)
-  batch_size: int = 8
+  name: str
+  make: Callable[[], optax.GradientTransformation]
+  streams: float
 
 
-FULL = Settings(
-    # ResNet-18 shapes at widths 19, 64 and 135: 1.0M, 11.2M, 49.7M params.
-    update_repeats={
-        functools.partial(_models.resnet18_param_shapes, width): repeats
-        for width, repeats in ((19, 15), (64, 7), (135, 4))
-    },
-    update_steps=2 * _optimizers.PERIOD,
-    copy_floats=50_000_000,
-    training_repeats={CNN1D: (15, 2 * _optimizers.PERIOD),
-                      RESNET18: (5, _optimizers.PERIOD)},
+def sgd() -> optax.GradientTransformation:
+  """Trsgd's bare counterpart: L2 weight decay, then SGD with momentum."""
+  decay = optax.add_decayed_weights(WEIGHT_DECAY)
+  return optax.chain(decay, optax.sgd(LR, momentum=0.9))
+
+
+def trsgd() -> optax.GradientTransformation:
+  return optax_prox.trsgd(LR, period=PERIOD, weight_decay=WEIGHT_DECAY)
+
+
+def tradam() -> optax.GradientTransformation:
+  return optax_prox.tradam(LR, period=PERIOD)
+
+
+def prox_lion() -> optax.GradientTransformation:
+  prox = optax_prox.proximal_regularize(STRENGTH, PERIOD)
+  return optax.chain(prox, optax.lion(LR / 10))
+
+
+SGD = Candidate("optax.sgd(momentum) + L2", sgd, 5)
+TRSGD = Candidate("optax_prox.trsgd", trsgd, 6 + 1 / PERIOD)
+ADAM = Candidate("optax.adam", lambda: optax.adam(LR), 7)
+TRADAM = Candidate("optax_prox.tradam", tradam, 8 + 1 / PERIOD)
+LION = Candidate("optax.lion", lambda: optax.lion(LR / 10), 5)
+PROX_LION = Candidate("proximal_regularize + lion", prox_lion, 6 + 1 / PERIOD)
+# Each group runs interleaved; its first member is the baseline.
+UPDATE_GROUPS = ((SGD, TRSGD), (ADAM, TRADAM), (LION, PROX_LION))
+TRAINING_GROUPS = UPDATE_GROUPS[:2]
+# A step, its carry (params first, optimizer state last) and its constants.
+Built = tuple[Callable[..., Any], tuple[Any, ...], tuple[Any, ...]]
+Build = Callable[[optax.GradientTransformation], Built]
+
+
+def resnet18(width: int = 64) -> nnx.Module:
+  """The examples' CIFAR ResNet-18: 62 param leaves, ``~width**2`` params."""
+  return models.ResNet18(10, nnx.Rngs(0), width=width)
+
+
+def cnn1d() -> nnx.Module:
+  """The demo's 8k-param 1-D CNN for MNIST-1D (signals of length 40)."""
+  return models.Cnn1d(nnx.Rngs(0))
+
+
+def linear() -> nnx.Module:
+  """One dense 4 -> 10 layer, for the smoke test."""
+  return nnx.Linear(4, 10, rngs=nnx.Rngs(0))
+
+
+def update_step(make_model: Callable[[], nnx.Module]) -> Build:
+  """The update alone on a model's param shapes, all params 0.05 (fast)."""
+
+  def build(tx: optax.GradientTransformation) -> Built:
+    abstract = nnx.state(nnx.eval_shape(make_model), nnx.Param)
+    shapes = [leaf.shape for leaf in jax.tree.leaves(abstract)]
+    params = [jnp.full(shape, 0.05) for shape in shapes]
+    grads = [jnp.full(shape, 1e-3) for shape in shapes]  # values: no matter
+
+    def step(params, state, grads):
+      updates, state = tx.update(grads, state, params)
+      return optax.apply_updates(params, updates), state
+
+    return step, (params, tx.init(params)), (grads,)
+
+  return build
+
+
+def training_step(
+  make_model: Callable[[], nnx.Module], shape: Sequence[int]
+) -> Build:
+  """Forward, backward and update on a fixed batch of 8 of a given shape."""
+
+  def build(tx: optax.GradientTransformation) -> Built:
+    graphdef, params, rest = nnx.split(  # rest: the batch-norm statistics
+      make_model(), nnx.Param, nnx.Not(nnx.Param)
+    )
+
+    def step(params, rest, opt_state, inputs, labels):
+      def loss(params):
+        model = nnx.merge(graphdef, params, rest, copy=True)
+        logits = model(inputs)
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return losses.mean(), nnx.state(model, nnx.Not(nnx.Param))
+
+      grads, rest = jax.grad(loss, has_aux=True)(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), rest, opt_state
+
+    inputs = jax.random.normal(jax.random.key(0), (8, *shape))
+    batch = (inputs, jnp.arange(8) % 10)
+    return step, (params, rest, tx.init(params)), batch
+
+  return build
+
+
+class Workload(NamedTuple):
+  """A step timed in ``repeats`` rounds of calls of ``steps`` steps each.
+
+  ``scanned``: also time the steps inside one ``lax.scan``. XLA:CPU runs
+  ResNet-18's convolutions about 10x slower there, so not its training step.
+  """
+
+  kind: str  # "update" or "training"
+  model: str
+  build: Build
+  repeats: int
+  steps: int = PERIOD  # whole periods
+  scanned: bool = True
+  groups: Sequence[Sequence[Candidate]] = UPDATE_GROUPS
+
+
+def update(width: int, **kwargs: Any) -> Workload:
+  build = update_step(functools.partial(resnet18, width))
+  return Workload("update", "ResNet-18", build, **kwargs)
+
+
+def training(
+  name: str,
+  make_model: Callable[[], nnx.Module],
+  shape: Sequence[int],
+  **kwargs: Any,
+) -> Workload:
+  kwargs = {"groups": TRAINING_GROUPS, **kwargs}
+  return Workload("training", name, training_step(make_model, shape), **kwargs)
+
+
+FULL = (  # ResNet-18 shapes at 1.0M, 11.2M (the real network) and 49.7M
+  update(19, repeats=12),
+  update(64, repeats=6),
+  update(135, repeats=4, groups=UPDATE_GROUPS[:2]),  # lion: 1.5 min more
+  training("Cnn1d (demo)", cnn1d, (40,), repeats=15, steps=2 * PERIOD),
+  training("ResNet-18", resnet18, (32, 32, 3), repeats=4, scanned=False),
 )
-QUICK = Settings(
-    update_repeats={functools.partial(_models.param_shapes, _models.cnn1d): 2},
-    update_steps=2 * _optimizers.PERIOD,
-    copy_floats=1_000_000,
-    training_repeats={CNN1D: (2, _optimizers.PERIOD)},
-    training_groups=_optimizers.TRAINING_GROUPS[:1],
+QUICK = (  # a smoke test
+  Workload("update", "Linear", update_step(linear), repeats=2),
+  training("Linear", linear, (4,), repeats=2, groups=TRAINING_GROUPS[:1]),
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Measurements:
-  """Everything one run measured."""
-
-  machine: list[tuple[str, str]]
-  copy_bandwidth: float
-  update_rows: list[_update_step.UpdateRow]
-  training_rows: list[_training_step.TrainingRow]
-
-
-def _progress(message: str) -> None:
-  print(f"[bench] {message} ...", file=sys.stderr, flush=True)
-
-
-def measure(settings: Settings) -> Measurements:
-  """Runs every benchmark."""
-  load_before = _machine.load_average()
-  bandwidth = _machine.copy_bandwidth(settings.copy_floats, repeats=5)
-  dispatch = _machine.dispatch_seconds_per_array(64, repeats=15)
-  update_rows = []
-  for make_shapes, repeats in settings.update_repeats.items():
-    shapes = make_shapes()
-    _progress(f"update step, {_models.num_params(shapes):,} params")
-    update_rows += _update_step.measure(
-        shapes, steps_per_call=settings.update_steps, repeats=repeats)
-  training_rows = []
-  for workload, (repeats, steps) in settings.training_repeats.items():
-    _progress(f"training step, {workload.name}")
-    training_rows += _training_step.measure(
-        workload, settings.training_groups, batch_size=settings.batch_size,
-        steps_per_call=steps, repeats=repeats)
-  machine = _machine.describe() + [
-      ("load average (1, 5, 15 min)",
-       f"{load_before} before, {_machine.load_average()} after"),
-      ("copy bandwidth", f"{bandwidth / 1e9:.1f} GB/s (jitted, donated"
-       f" x + 1 on {settings.copy_floats * 4 / 1e6:.0f} MB)"),
-      ("dispatch per donated array", f"{dispatch * 1e6:.1f} us (jitted"
-       " pass-through of 64 extra arrays, per call)"),
-  ]
-  return Measurements(machine, bandwidth, update_rows, training_rows)
+def measure_group(
+  workload: Workload, group: Sequence[Candidate]
+) -> list[_report.Row]:
+  """Times a group interleaved; ratios to its first member, round by round."""
+  loops = {}
+  for candidate in group:
+    for scanned in (False, True) if workload.scanned else (False,):
+      built = workload.build(candidate.make())
+      loops[candidate, scanned] = _timing.DonatedLoop(
+        *built, workload.steps, scanned
+      )
+  baseline_of = lambda key: (group[0], key[1])
+  timings = _timing.compare(loops, baseline_of, workload.repeats)
+  rows = []
+  for candidate in group:
+    loop = loops[candidate, False]
+    param_bytes = _timing.tree_bytes(loop.carry[0])
+    rows.append(
+      _report.Row(
+        kind=workload.kind,
+        model=workload.model,
+        num_params=sum(p.size for p in jax.tree.leaves(loop.carry[0])),
+        optimizer=candidate.name,
+        baseline=group[0].name,
+        per_call=timings[candidate, False],
+        scanned=timings.get((candidate, True)),
+        ideal_ratio=candidate.streams / group[0].streams,
+        ideal_bytes=candidate.streams * param_bytes,
+        xla_streams=loop.bytes_accessed() / param_bytes,
+        state_bytes=_timing.tree_bytes(loop.carry[-1]),
+        temp_bytes=loop.temp_bytes(),
+      )
+    )
+  return rows
 
 
-def render(measured: Measurements, settings: Settings) -> str:
-  """The report as markdown."""
-  return "\n\n".join([
-      "# Benchmarks",
-      "Generated by `make bench` (`.venv/bin/python benchmarks/run.py`);"
-      " do not edit by hand.",
-      _report.machine_table(measured.machine),
-      "## Update step",
-      "Jitted `update` + `apply_updates` with params and state donated, on"
-      " ResNet-18's param shapes scaled in width (the demo CNN's with"
-      " `--quick`). Median time per step over calls of"
-      f" {settings.update_steps} steps (whole periods of"
-      f" {_optimizers.PERIOD}, so anchor refreshes are included), all"
-      " candidates of a group interleaved; *vs bare* is the median of the"
-      " per-round ratios to the bare optimizer, with their quartiles in"
-      " brackets. *1 call each*: one call of the"
-      " jitted step per update, as in a Python training loop; each call"
-      " pays the host's dispatch cost for every donated array (*arrays*:"
-      " params and optimizer state). *scanned*: the same updates inside one"
-      " jitted `lax.scan`, which leaves only the work on the device."
-      " *ideal*: the ratio of the float32 buffers a perfectly fused update"
-      " must stream; *XLA streams*: the compiled step's bytes accessed, in"
-      " param-sized buffers (a refresh branch counted as if it ran every"
-      " step); *GB/s*: ideal streams x param bytes / scanned time. The"
-      " *(diagnostic)* rows put a params-shaped buffer that is never"
-      " refreshed in front of bare SGD, only carried or also read by the"
-      " pull: they split TRSGD's cost into carrying the anchor, reading it,"
-      " and the rest (refresh, counters, inner-loop schedule).",
-      _report.update_table(measured.update_rows, measured.copy_bandwidth),
-      f"## Whole training step (batch {settings.batch_size})",
-      "Forward, backward and update, jitted with params, batch statistics"
-      " and optimizer state donated, on fixed random data; timed calls of"
-      " whole periods, one call per step and (the small model only)"
-      " scanned, interleaved. XLA:CPU runs ResNet-18's convolutions about"
-      " 10x slower inside a `lax.scan`, so it is timed one call per step.",
-      _report.training_table(measured.training_rows),
-      "## Memory",
-      "Optimizer state (for lookahead: its state and the slow params) and"
-      " the compiled steps' temporary buffers, at the largest update size"
-      " and the largest training model.",
-      _report.memory_table(measured.update_rows, measured.training_rows),
-      "## Targets",
-      _report.targets_table(measured.update_rows, measured.training_rows),
-  ]) + "\n"
+def copy_bandwidth(num_floats: int) -> float:
+  """Bytes per second of a jitted, donated ``x + 1``: the cheapest update."""
+  x = jnp.zeros([num_floats])
+  loop = _timing.DonatedLoop(lambda x: (x + 1,), (x,), (), 10, False)
+  seconds = _timing.compare({0: loop}, lambda key: key, 5)[0].seconds
+  return 2 * x.nbytes / seconds
 
 
-def main(argv: list[str] | None = None) -> None:
+def measure(
+  workloads: Sequence[Workload], copy_floats: int = 50_000_000
+) -> _report.Measurements:
+  """Runs every workload with every group, one group's buffers at a time."""
+  start, load = time.perf_counter(), _report.load_average()
+  bandwidth = copy_bandwidth(copy_floats)
+  rows = []
+  for workload in workloads:
+    for group in workload.groups:
+      seconds = time.perf_counter() - start
+      label = f"{workload.kind} step, {workload.model}, {group[1].name}"
+      print(f"[bench] {seconds:3.0f} s: {label}", file=sys.stderr)
+      rows += measure_group(workload, group)
+  machine = _report.machine()
+  load = f"{load} before; {_report.load_average()} after"
+  machine.append(("load average (1, 5, 15 min)", load))
+  copy = f"{bandwidth / 1e9:.1f} GB/s (x + 1 on {4 * copy_floats / 1e6:.0f} MB)"
+  machine.append(("copy bandwidth", copy))
+  machine.append(("wall time", f"{time.perf_counter() - start:.0f} s"))
+  return _report.Measurements(machine, bandwidth, rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="tiny sizes and two repeats (a smoke test)")
-  parser.add_argument("--output", type=pathlib.Path, default=None,
-                      help=f"where to write the report (default: {RESULTS},"
-                      " none with --quick)")
+  parser.add_argument("--quick", action="store_true", help="a smoke test")
+  parser.add_argument("--output", type=pathlib.Path, help="the report file")
   args = parser.parse_args(argv)
-  settings = QUICK if args.quick else FULL
-  report = render(measure(settings), settings)
+  measured = measure(QUICK, 10**6) if args.quick else measure(FULL)
+  report = _report.render(measured, period=PERIOD)
   print(report)
   output = args.output or (None if args.quick else RESULTS)
   if output is not None:
