@@ -23,6 +23,10 @@ simulated CPU devices each stand in for two hosts::
       python examples/sharded_training.py --multi-host --num-processes 2 \
           --process-id $i --coordinator-address localhost:12355 &
     done; wait
+
+``tests/test_multihost.py`` runs this with ``--fsdp 8``, so that every
+kernel is split over the devices of both processes, and checks that the
+losses (``--losses-to``) match a one-process run on 8 devices.
 """
 
 import os

@@ -174,6 +174,9 @@ ALL = pytest.mark.parametrize("case", CASES)
 PERIODIC = pytest.mark.parametrize(
   "case", [c for c in CASES if c.values[0].period is not None]
 )
+PROXIMAL = pytest.mark.parametrize(
+  "case", [c for c in CASES if c.values[0].factory is proximal_then_sgd]
+)
 STATIC_ARGS = ("period", "anchor_dtype")
 # The same arithmetic, compiled differently (jit or not, fused or not).
 CLOSE = {"rtol": 1e-5, "atol": 1e-6}
@@ -206,11 +209,12 @@ def zeros_like(tree: Any) -> Any:
 @ALL
 def test_jit_equals_eager(case: Case):
   tx = case.make()
+  steps = PERIOD + 1  # one anchor refresh after the first
   jitted, jitted_state = helpers.run(
-    tx, helpers.tree_grad, params_tree(), STEPS
+    tx, helpers.tree_grad, params_tree(), steps
   )
   eager, eager_state = helpers.run(
-    tx, helpers.tree_grad, params_tree(), STEPS, jit=False
+    tx, helpers.tree_grad, params_tree(), steps, jit=False
   )
   helpers.assert_trees_equal(
     (jitted, jitted_state), (eager, eager_state), **CLOSE
@@ -402,6 +406,27 @@ def test_masked_anchors_only_the_masked_in_leaves(case: Case):
   )
 
 
+@PROXIMAL
+def test_a_masked_pull_leaves_the_other_leaves_to_the_optimizer(case: Case):
+  """``chain(masked(proximal_regularize), sgd)``: no pull on the bias."""
+  proximal = optax_prox.proximal_regularize(
+    case.kwargs["strength"], case.period
+  )
+  mask = {"w": True, "b": False, "s": False}
+  masked = optax.chain(optax.masked(proximal, mask), optax.sgd(0.05))
+  ours, _ = helpers.run(masked, helpers.tree_grad, params_tree(), STEPS)
+  pulled, _ = helpers.run(case.make(), helpers.tree_grad, params_tree(), STEPS)
+  plain, _ = helpers.run(
+    optax.sgd(0.05), helpers.tree_grad, params_tree(), STEPS
+  )
+  for name, pulls in mask.items():
+    helpers.assert_trees_equal(
+      [p[name] for p in ours],
+      [p[name] for p in (pulled if pulls else plain)],
+      **CLOSE,
+    )
+
+
 @ALL
 def test_apply_if_finite_skips_the_whole_update(case: Case):
   tx = case.make()
@@ -464,17 +489,20 @@ def test_flax_nnx_optimizer_matches_plain_optax(case: Case):
 )
 def test_low_precision_params_keep_their_dtype(case: Case, dtype: Any):
   tx = case.make(**(case.float16 if dtype == jnp.float16 else {}))
-  trajectory, state = helpers.run(
-    tx, helpers.tree_grad, params_tree(dtype), STEPS
-  )
-  updates, state = tx.update(
-    helpers.tree_grad(trajectory[-1], STEPS), state, trajectory[-1]
-  )
-  for leaf in jax.tree.leaves((trajectory, updates)):
+  params = params_tree(dtype)
+  trajectory, state = helpers.run(tx, helpers.tree_grad, params, STEPS)
+  helpers.assert_same_layout(state, tx.init(params), shardings=False)
+  for leaf in jax.tree.leaves(trajectory):
     assert leaf.dtype == dtype
     assert np.all(np.isfinite(np.asarray(leaf, np.float32)))
   for leaf in jax.tree.leaves(anchor_of(state)):
     assert leaf.dtype == case.anchor_dtype_for(dtype)
+  # apply_updates casts to the params' dtype: check the updates themselves.
+  updates, _ = jax.eval_shape(
+    tx.update, helpers.tree_grad(params, 0), state, params
+  )
+  for leaf in jax.tree.leaves(updates):
+    assert leaf.dtype == dtype
 
 
 ODD_TREES = {
@@ -511,13 +539,12 @@ def test_resuming_from_checkpoints_continues_the_same_trajectory(
 ):
   """Stops inside an inner loop and at its end; resumes from orbax."""
   tx = case.make()
-  stops = (PERIOD + 1, 2 * PERIOD, STEPS + 2)
+  steps = STEPS + 2
   uninterrupted, state = helpers.run(
-    tx, helpers.tree_grad, params_tree(), stops[-1]
+    tx, helpers.tree_grad, params_tree(), steps
   )
-  params, resumed_state = params_tree(), None
-  start = 0
-  for stop in stops:
+  params, resumed_state, start = params_tree(), None, 0
+  for stop in (PERIOD + 1, 2 * PERIOD, steps):
     trajectory, resumed_state = helpers.run(
       tx,
       helpers.tree_grad,
@@ -526,13 +553,14 @@ def test_resuming_from_checkpoints_continues_the_same_trajectory(
       state=resumed_state,
       start=start,
     )
-    saved = (trajectory[-1], resumed_state)
-    params, resumed_state = helpers.save_and_restore(
-      tmp_path / f"step_{stop}", saved
-    )
-    helpers.assert_same_layout((params, resumed_state), saved)
-    helpers.assert_trees_equal((params, resumed_state), saved)
-    start = stop
+    params, start = trajectory[-1], stop
+    if stop < steps:
+      saved = (params, resumed_state)
+      params, resumed_state = helpers.save_and_restore(
+        tmp_path / f"step_{stop}", saved
+      )
+      helpers.assert_same_layout((params, resumed_state), saved)
+      helpers.assert_trees_equal((params, resumed_state), saved)
   helpers.assert_trees_equal(
     (params, resumed_state), (uninterrupted[-1], state)
   )
