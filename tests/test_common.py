@@ -258,7 +258,10 @@ def test_init_runs_under_eval_shape(case: Case):
 
 @ALL
 def test_updates_compile_once_and_keep_the_state_layout(case: Case):
-  """On a 4x2 mesh, the state keeps its tree, shapes, dtypes and shardings."""
+  """On a 4x2 mesh, the state keeps the layout that ``init`` gave it.
+
+  The tree, shapes, dtypes and shardings, with explicit axes.
+  """
   tx = case.make()
   traces = []
 
@@ -276,13 +279,13 @@ def test_updates_compile_once_and_keep_the_state_layout(case: Case):
       name: jax.device_put(value, NamedSharding(mesh, layouts[name]))
       for name, value in params_tree().items()
     }
-    trajectory, state = helpers.run(counted, helpers.tree_grad, params, 1)
-    first = state
-    for k in range(1, STEPS):
+    trajectory, state = [params], counted.init(params)
+    initial = state
+    for k in range(STEPS):
       trajectory, state = helpers.run(
         counted, helpers.tree_grad, trajectory[-1], 1, state=state, start=k
       )
-      helpers.assert_same_layout(state, first)
+      helpers.assert_same_layout(state, initial)
   helpers.assert_same_layout(trajectory[-1], params)
   assert len(traces) == 1, f"the update was traced {len(traces)} times"
 
