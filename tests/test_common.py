@@ -7,9 +7,12 @@ AdamW, Lion and Nesterov SGD, ``proximal_regularize`` chained before SGD
 that belongs to one module (the update rules, the validation, the state
 helpers' corner cases) is tested in the file that mirrors that module.
 
-All properties run over all cases: a property that holds for TRSGD but not
-for Lion is a bug either way, and each case costs well under a second. Only
-the dtype test multiplies the table, by the two low-precision dtypes.
+Every property runs over every case: a property that holds for TRSGD but
+not for Lion is a bug either way, and a case costs a fraction of a second
+(the tests that train a case on the same params share one compiled step).
+Only two tests multiply the table: by the two low-precision dtypes, and by
+two odd pytrees. The check of a masked pull inside a chain, which only
+``proximal_regularize`` allows, runs over its two cases.
 """
 
 from collections.abc import Callable
@@ -306,7 +309,6 @@ def test_extra_args_are_accepted_and_ignored(case: Case):
 
 
 @ALL
-@pytest.mark.optax_not_strict  # inject_hyperparams
 def test_injected_hyperparameter_is_read_from_the_state(case: Case):
   """Setting it to 0 mid-run equals a schedule that drops to 0 there."""
   switch, steps = PERIOD + 1, STEPS + 1  # inside the second inner loop
@@ -352,7 +354,7 @@ def test_injected_period_must_be_static(case: Case):
 
 
 @ALL
-@pytest.mark.optax_not_strict  # MultiSteps
+@pytest.mark.optax_not_strict  # optax's MultiSteps
 def test_multi_steps_applies_the_averaged_gradient(case: Case):
   every = 3
   tx = case.make()
