@@ -101,7 +101,6 @@ def test_the_collective_scan_finds_the_all_reduce_of_a_sharded_sum():
 
 @AXIS_TYPES
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-@pytest.mark.optax_not_strict  # optax's Lion
 def test_sharded_updates_need_no_collectives_and_match_one_device(
   name: str, axis_type: AxisType
 ):
