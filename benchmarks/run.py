@@ -47,7 +47,7 @@ class Candidate(NamedTuple):
 
 
 def sgd() -> optax.GradientTransformation:
-  """Trsgd's bare counterpart: L2 weight decay, then SGD with momentum."""
+  """The bare counterpart of trsgd: L2 weight decay, SGD with momentum."""
   decay = optax.add_decayed_weights(WEIGHT_DECAY)
   return optax.chain(decay, optax.sgd(LR, momentum=0.9))
 
@@ -95,13 +95,13 @@ def linear() -> nnx.Module:
 
 
 def update_step(make_model: Callable[[], nnx.Module]) -> Build:
-  """The update alone on a model's param shapes, all params 0.05 (fast)."""
+  """The update alone, on constant params and gradients of a model's shapes."""
 
   def build(tx: optax.GradientTransformation) -> Built:
     abstract = nnx.state(nnx.eval_shape(make_model), nnx.Param)
     shapes = [leaf.shape for leaf in jax.tree.leaves(abstract)]
     params = [jnp.full(shape, 0.05) for shape in shapes]
-    grads = [jnp.full(shape, 1e-3) for shape in shapes]  # values: no matter
+    grads = [jnp.full(shape, 1e-3) for shape in shapes]  # fast to fill
 
     def step(params, state, grads):
       updates, state = tx.update(grads, state, params)
@@ -174,7 +174,7 @@ def training(
 FULL = (  # ResNet-18 shapes at 1.0M, 11.2M (the real network) and 49.7M
   update(19, repeats=12),
   update(64, repeats=6),
-  update(135, repeats=4, groups=UPDATE_GROUPS[:2]),  # lion: 1.5 min more
+  update(135, repeats=4, groups=UPDATE_GROUPS[:2]),  # lion: +1.5 min
   training("Cnn1d (demo)", cnn1d, (40,), repeats=15, steps=2 * PERIOD),
   training("ResNet-18", resnet18, (32, 32, 3), repeats=4, scanned=False),
 )
