@@ -299,10 +299,11 @@ def test_extra_args_are_accepted_and_ignored(case: Case):
   params = params_tree()
   state = tx.init(params)
   grads = helpers.tree_grad(params, 0)
-  with_extras = tx.update(
+  update = jax.jit(tx.update)
+  with_extras = update(
     grads, state, params, value=jnp.ones(()), key=jax.random.key(0)
   )
-  helpers.assert_trees_equal(with_extras, tx.update(grads, state, params))
+  helpers.assert_trees_equal(with_extras, update(grads, state, params))
 
 
 # ------------------------------------------------------------- wrappers ----

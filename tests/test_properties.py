@@ -136,8 +136,9 @@ def test_the_pull_is_strength_times_the_distance_to_the_anchor(
     strength, period=2, anchor_dtype=anchor_dtype
   )
   (_, first), (grads, second) = noisy_steps(params, 2, seed)
-  _, state = tx.update(first, tx.init(params), first)
-  updates, _ = tx.update(grads, state, second)
+  update = jax.jit(tx.update)
+  _, state = update(first, tx.init(params), first)
+  updates, _ = update(grads, state, second)
   for u, g, p, a in zip(
     *map(jax.tree.leaves, (updates, grads, second, state.anchor))
   ):
