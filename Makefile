@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean docs lint help
+.PHONY: demo study test bench clean docs lint help
 .DEFAULT_GOAL := help
 
 $(BIN)/python:
@@ -17,8 +17,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
 	touch $@
 
-demo: $(VENV)/.installed  ## train the small-batch comparison (examples/small_batch.py)
+demo: $(VENV)/.installed  ## SGD, TRSGD, Adam and TRAdam at batch 8, as a story (examples/small_batch.py)
 	$(BIN)/python examples/small_batch.py
+
+study: $(VENV)/.installed  ## the replicated study behind the README's Results (< 60 min), into docs/results
+	$(BIN)/python examples/study.py --out docs/results
 
 test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippets included
 	$(BIN)/python -m pytest -n 2 --durations=10

@@ -19,12 +19,13 @@ and, for 200 epochs, an accelerator. Example::
 """
 
 import argparse
+from collections.abc import Callable
 import functools
 import json
 import os
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from flax import nnx
 import jax
@@ -37,7 +38,7 @@ import optax_prox
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from small_batch import step_decay  # pylint: disable=g-import-not-at-top,wrong-import-position
+from schedules import step_decay  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 IMAGE_BYTES = 32 * 32 * 3
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 1, 1, 3)
@@ -64,13 +65,22 @@ class BinaryLayout(NamedTuple):
 
 
 LAYOUTS = {
-    "cifar10": BinaryLayout(
-        "cifar-10-batches-bin",
-        tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",),
-        label_bytes=1, label_index=0, num_classes=10),
-    "cifar100": BinaryLayout(
-        "cifar-100-binary", ("train.bin",), ("test.bin",),
-        label_bytes=2, label_index=1, num_classes=100),  # (coarse, fine)
+  "cifar10": BinaryLayout(
+    "cifar-10-batches-bin",
+    tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    ("test_batch.bin",),
+    label_bytes=1,
+    label_index=0,
+    num_classes=10,
+  ),
+  "cifar100": BinaryLayout(
+    "cifar-100-binary",
+    ("train.bin",),
+    ("test.bin",),
+    label_bytes=2,
+    label_index=1,
+    num_classes=100,
+  ),  # (coarse, fine)
 }
 
 
@@ -94,11 +104,12 @@ def read_records(path: str, layout: BinaryLayout) -> tuple[np.ndarray, ...]:
   raw = np.fromfile(path, dtype=np.uint8)
   if raw.size == 0 or raw.size % record:
     raise ValueError(
-        f"{path} has {raw.size} bytes, not a multiple of the {record}-byte"
-        f" records of {layout.folder}; is it the binary version of the data?")
+      f"{path} has {raw.size} bytes, not a multiple of the {record}-byte"
+      f" records of {layout.folder}; is it the binary version of the data?"
+    )
   raw = raw.reshape(-1, record)
   labels = raw[:, layout.label_index].astype(np.int32)
-  images = raw[:, layout.label_bytes:].reshape(-1, 3, 32, 32)
+  images = raw[:, layout.label_bytes :].reshape(-1, 3, 32, 32)
   return images.transpose(0, 2, 3, 1), labels
 
 
@@ -114,21 +125,25 @@ def load_cifar(data_dir: str, dataset: str = "cifar10") -> Cifar:
   missing = [f for f in expected if not os.path.isfile(os.path.join(folder, f))]
   if missing:
     raise FileNotFoundError(
-        f"{dataset} is not in {folder}: missing {', '.join(missing)}. This"
-        f" script reads the binary version ({layout.folder}/ with"
-        f" {', '.join(expected)}) and never downloads it; get it from"
-        " https://www.cs.toronto.edu/~kriz/cifar.html, unpack it under a"
-        " directory and pass that directory as --data-dir.")
+      f"{dataset} is not in {folder}: missing {', '.join(missing)}. This"
+      f" script reads the binary version ({layout.folder}/ with"
+      f" {', '.join(expected)}) and never downloads it; get it from"
+      " https://www.cs.toronto.edu/~kriz/cifar.html, unpack it under a"
+      " directory and pass that directory as --data-dir."
+    )
 
   def read_all(files):
     parts = [read_records(os.path.join(folder, f), layout) for f in files]
-    return (np.concatenate([images for images, _ in parts]),
-            np.concatenate([labels for _, labels in parts]))
+    return (
+      np.concatenate([images for images, _ in parts]),
+      np.concatenate([labels for _, labels in parts]),
+    )
 
   train_images, train_labels = read_all(layout.train_files)
   test_images, test_labels = read_all(layout.test_files)
-  return Cifar(train_images, train_labels, test_images, test_labels,
-               layout.num_classes)
+  return Cifar(
+    train_images, train_labels, test_images, test_labels, layout.num_classes
+  )
 
 
 # --------------------------------------------------------------------------
@@ -140,12 +155,15 @@ def random_crop_and_flip(key: jax.Array, images: jax.Array) -> jax.Array:
   """A random 32x32 crop of each zero-padded image, flipped half the time."""
   crop_key, flip_key = jax.random.split(key)
   size = images.shape[1]
-  padded = jnp.pad(images, ((0, 0), (PADDING, PADDING), (PADDING, PADDING),
-                            (0, 0)))
-  corners = jax.random.randint(crop_key, (images.shape[0], 2), 0,
-                               2 * PADDING + 1)
+  padded = jnp.pad(
+    images, ((0, 0), (PADDING, PADDING), (PADDING, PADDING), (0, 0))
+  )
+  corners = jax.random.randint(
+    crop_key, (images.shape[0], 2), 0, 2 * PADDING + 1
+  )
   crop = lambda image, corner: jax.lax.dynamic_slice(
-      image, (corner[0], corner[1], 0), (size, size, image.shape[-1]))
+    image, (corner[0], corner[1], 0), (size, size, image.shape[-1])
+  )
   crops = jax.vmap(crop)(padded, corners)
   flip = jax.random.bernoulli(flip_key, 0.5, (images.shape[0], 1, 1, 1))
   return jnp.where(flip, crops[:, :, ::-1], crops)
@@ -162,23 +180,44 @@ def normalize(images: jax.Array) -> jax.Array:
 
 
 OPTIMIZERS: dict[str, tuple[float, Callable[..., Any]]] = {
-    # name: (the paper's learning rate, factory(schedule, args))
-    "trsgd": (0.1, lambda lr, a: optax_prox.trsgd(
-        lr, period=a.period, lambda_w=0.1 * a.learning_rate, momentum=0.9,
-        weight_decay=a.weight_decay)),
-    "tradam": (1e-3, lambda lr, a: optax_prox.tradam(
-        lr, period=a.period, lambda_w=0.1 * a.learning_rate,
-        weight_decay=a.weight_decay)),
-    "sgd": (0.1, lambda lr, a: optax.chain(
-        optax.add_decayed_weights(a.weight_decay),
-        optax.sgd(lr, momentum=0.9))),
-    "adam": (1e-3, lambda lr, a: optax.chain(
-        optax.add_decayed_weights(a.weight_decay), optax.adam(lr))),
+  # name: (the paper's learning rate, factory(schedule, args))
+  "trsgd": (
+    0.1,
+    lambda lr, a: optax_prox.trsgd(
+      lr,
+      period=a.period,
+      lambda_w=0.1 * a.learning_rate,
+      momentum=0.9,
+      weight_decay=a.weight_decay,
+    ),
+  ),
+  "tradam": (
+    1e-3,
+    lambda lr, a: optax_prox.tradam(
+      lr,
+      period=a.period,
+      lambda_w=0.1 * a.learning_rate,
+      weight_decay=a.weight_decay,
+    ),
+  ),
+  "sgd": (
+    0.1,
+    lambda lr, a: optax.chain(
+      optax.add_decayed_weights(a.weight_decay), optax.sgd(lr, momentum=0.9)
+    ),
+  ),
+  "adam": (
+    1e-3,
+    lambda lr, a: optax.chain(
+      optax.add_decayed_weights(a.weight_decay), optax.adam(lr)
+    ),
+  ),
 }
 
 
-def make_optimizer(args: argparse.Namespace,
-                   total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+  args: argparse.Namespace, total_steps: int
+) -> optax.GradientTransformation:
   _, factory = OPTIMIZERS[args.optimizer]
   return factory(step_decay(args.learning_rate, total_steps), args)
 
@@ -242,12 +281,15 @@ def make_evaluate(graphdef: Any) -> Callable[..., Any]:
     def on_chunk(chunk):
       x, y, w = chunk
       logits = model(normalize(x))
-      return (jnp.sum(w * cross_entropy(logits, y)),
-              jnp.sum(w * (jnp.argmax(logits, -1) == y).astype(jnp.float32)))
+      return (
+        jnp.sum(w * cross_entropy(logits, y)),
+        jnp.sum(w * (jnp.argmax(logits, -1) == y).astype(jnp.float32)),
+      )
 
     as_chunks = lambda a: a.reshape(chunks, EVAL_BATCH, *a.shape[1:])
     losses, correct = jax.lax.map(
-        on_chunk, (as_chunks(images), as_chunks(labels), as_chunks(weight)))
+      on_chunk, (as_chunks(images), as_chunks(labels), as_chunks(weight))
+    )
     return losses.sum() / count, correct.sum() / count
 
   return evaluate
@@ -260,77 +302,103 @@ def make_evaluate(graphdef: Any) -> Callable[..., Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--data-dir", default="data",
-                      help="directory holding cifar-10-batches-bin/ or"
-                      " cifar-100-binary/")
+  parser.add_argument(
+    "--data-dir",
+    default="data",
+    help="directory holding cifar-10-batches-bin/ or cifar-100-binary/",
+  )
   parser.add_argument("--dataset", choices=sorted(LAYOUTS), default="cifar10")
-  parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
-                      default="trsgd")
-  parser.add_argument("--learning-rate", type=float, default=None,
-                      help="default: the paper's (0.1 SGD, 1e-3 Adam)")
+  parser.add_argument(
+    "--optimizer", choices=sorted(OPTIMIZERS), default="trsgd"
+  )
+  parser.add_argument(
+    "--learning-rate",
+    type=float,
+    default=None,
+    help="default: the paper's (0.1 SGD, 1e-3 Adam)",
+  )
   parser.add_argument("--batch-size", type=int, default=8)
   parser.add_argument("--epochs", type=int, default=200)
-  parser.add_argument("--period", type=int, default=10,
-                      help="TR's inner-loop length S")
+  parser.add_argument(
+    "--period", type=int, default=10, help="TR's inner-loop length S"
+  )
   parser.add_argument("--weight-decay", type=float, default=1e-4)
-  parser.add_argument("--width", type=int, default=64,
-                      help="channels of ResNet-18's first stage")
+  parser.add_argument(
+    "--width", type=int, default=64, help="channels of ResNet-18's first stage"
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default="results/cifar",
-                      help="directory for history.json")
+  parser.add_argument(
+    "--out", default="results/cifar", help="directory for history.json"
+  )
   args = parser.parse_args(argv)
   if args.learning_rate is None:
     args.learning_rate = OPTIMIZERS[args.optimizer][0]
   return args
 
 
-def epoch_batches(rng: np.random.Generator, num_examples: int,
-                  batch_size: int) -> np.ndarray:
+def epoch_batches(
+  rng: np.random.Generator, num_examples: int, batch_size: int
+) -> np.ndarray:
   """A fresh random order, cut into full batches (the last partial dropped)."""
   steps = num_examples // batch_size
-  return rng.permutation(num_examples)[: steps * batch_size].reshape(
-      steps, batch_size).astype(np.int32)
+  return (
+    rng.permutation(num_examples)[: steps * batch_size]
+    .reshape(steps, batch_size)
+    .astype(np.int32)
+  )
 
 
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   data = load_cifar(args.data_dir, args.dataset)
   steps_per_epoch = len(data.train_images) // args.batch_size
-  model = models.ResNet18(data.num_classes, nnx.Rngs(args.seed),
-                          width=args.width)
+  model = models.ResNet18(
+    data.num_classes, nnx.Rngs(args.seed), width=args.width
+  )
   tx = make_optimizer(args, args.epochs * steps_per_epoch)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   graphdef, state = nnx.split((model, optimizer))
   train, evaluate = make_train_steps(graphdef), make_evaluate(graphdef)
-  train_images, train_labels = (jnp.asarray(data.train_images),
-                                jnp.asarray(data.train_labels))
-  test_images, test_labels = (jnp.asarray(data.test_images),
-                              jnp.asarray(data.test_labels))
+  train_images, train_labels = (
+    jnp.asarray(data.train_images),
+    jnp.asarray(data.train_labels),
+  )
+  test_images, test_labels = (
+    jnp.asarray(data.test_images),
+    jnp.asarray(data.test_labels),
+  )
   rng, key = np.random.default_rng(args.seed), jax.random.PRNGKey(args.seed)
   os.makedirs(args.out, exist_ok=True)
   history, start = [], time.perf_counter()
-  print(f"{args.optimizer} lr {args.learning_rate} on {args.dataset},"
-        f" batch {args.batch_size}, {args.epochs} epochs of"
-        f" {steps_per_epoch} steps, on {jax.devices()[0].platform}")
+  print(
+    f"{args.optimizer} lr {args.learning_rate} on {args.dataset},"
+    f" batch {args.batch_size}, {args.epochs} epochs of"
+    f" {steps_per_epoch} steps, on {jax.devices()[0].platform}"
+  )
   for epoch in range(1, args.epochs + 1):
     batches = epoch_batches(rng, len(data.train_images), args.batch_size)
     losses, accuracies = [], []
-    for begin in tqdm.trange(0, len(batches), STEPS_PER_CALL,
-                             desc=f"epoch {epoch}", leave=False):
+    for begin in tqdm.trange(
+      0, len(batches), STEPS_PER_CALL, desc=f"epoch {epoch}", leave=False
+    ):
       key, step_key = jax.random.split(key)
-      chunk = jnp.asarray(batches[begin:begin + STEPS_PER_CALL])
-      state, loss, accuracy = train(state, train_images, train_labels, chunk,
-                                    step_key)
+      chunk = jnp.asarray(batches[begin : begin + STEPS_PER_CALL])
+      state, loss, accuracy = train(
+        state, train_images, train_labels, chunk, step_key
+      )
       losses.append(float(loss) * len(chunk))
       accuracies.append(float(accuracy) * len(chunk))
     test_loss, test_accuracy = evaluate(state, test_images, test_labels)
-    history.append({
+    history.append(
+      {
         "epoch": epoch,
         "train_loss": sum(losses) / len(batches),
         "train_accuracy": sum(accuracies) / len(batches),
-        "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_accuracy),
         "wall_seconds": time.perf_counter() - start,
-    })
+      }
+    )
     print(" ".join(f"{k} {v:.4g}" for k, v in history[-1].items()))
     with open(os.path.join(args.out, "history.json"), "w") as f:
       json.dump({"config": vars(args), "history": history}, f, indent=1)

@@ -1,7 +1,7 @@
 """The models of the examples, as plain ``flax.nnx`` modules.
 
 * :class:`Cnn1d`: a small 1-D CNN for MNIST-1D (signals of length 40).
-* :class:`DigitsCnn`: a small 2-D CNN for scikit-learn's 8x8 digits.
+* :class:`Mlp`: a two-hidden-layer perceptron for the study's tabular task.
 * :class:`ResNet18`: the CIFAR variant of ResNet-18 used by the paper
   (3x3 stem, no max-pool, four stages of two basic blocks).
 
@@ -22,11 +22,19 @@ class Conv1d(nnx.Module):
   a CPU than the grouped convolution a vmapped ``nnx.Conv`` becomes.
   """
 
-  def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-               stride: int, *, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    *,
+    rngs: nnx.Rngs,
+  ):
     init = nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(
-        init(rngs.params(), (kernel_size, in_channels, out_channels)))
+      init(rngs.params(), (kernel_size, in_channels, out_channels))
+    )
     self.bias = nnx.Param(jnp.zeros((out_channels,)))
     self.stride = stride
 
@@ -38,8 +46,9 @@ class Conv1d(nnx.Module):
     x = jnp.pad(x, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)))
     starts = jnp.arange(out_length)[:, None] * self.stride
     windows = x[:, starts + jnp.arange(kernel_size)[None, :], :]
-    return jnp.einsum("bokc,kcd->bod", windows, self.kernel[...]) \
-        + self.bias[...].reshape(1, 1, -1)
+    return jnp.einsum("bokc,kcd->bod", windows, self.kernel[...]) + self.bias[
+      ...
+    ].reshape(1, 1, -1)
 
 
 class Cnn1d(nnx.Module):
@@ -50,18 +59,20 @@ class Cnn1d(nnx.Module):
   """
 
   def __init__(
-      self,
-      rngs: nnx.Rngs,
-      *,
-      length: int = 40,
-      channels: int = 32,
-      num_classes: int = 10,
+    self,
+    rngs: nnx.Rngs,
+    *,
+    length: int = 40,
+    channels: int = 32,
+    num_classes: int = 10,
   ):
-    self.convs = nnx.List([
+    self.convs = nnx.List(
+      [
         Conv1d(1, channels, kernel_size=5, stride=2, rngs=rngs),
         Conv1d(channels, channels, kernel_size=3, stride=2, rngs=rngs),
         Conv1d(channels, channels, kernel_size=3, stride=2, rngs=rngs),
-    ])
+      ]
+    )
     out_length = length
     for _ in self.convs:
       out_length = -(-out_length // 2)
@@ -74,46 +85,65 @@ class Cnn1d(nnx.Module):
     return self.head(h.reshape(h.shape[0], -1))
 
 
-class DigitsCnn(nnx.Module):
-  """Two 3x3 convolutions and a linear read-out for 8x8 grey images.
+class Mlp(nnx.Module):
+  """A two-hidden-layer perceptron with ReLU for tabular inputs.
 
-  Takes images of shape ``(batch, 8, 8)`` and returns logits of shape
+  Takes features of shape ``(batch, features)`` and returns logits of shape
   ``(batch, num_classes)``.
   """
 
-  def __init__(self, rngs: nnx.Rngs, *, channels: int = 16,
-               num_classes: int = 10):
-    self.conv1 = nnx.Conv(1, channels, kernel_size=(3, 3), rngs=rngs)
-    self.conv2 = nnx.Conv(channels, 2 * channels, kernel_size=(3, 3),
-                          strides=(2, 2), rngs=rngs)
-    self.head = nnx.Linear(2 * channels * 4 * 4, num_classes, rngs=rngs)
+  def __init__(
+    self,
+    rngs: nnx.Rngs,
+    *,
+    features: int = 20,
+    hidden: int = 64,
+    num_classes: int = 10,
+  ):
+    self.hidden1 = nnx.Linear(features, hidden, rngs=rngs)
+    self.hidden2 = nnx.Linear(hidden, hidden, rngs=rngs)
+    self.head = nnx.Linear(hidden, num_classes, rngs=rngs)
 
-  def __call__(self, images: jax.Array) -> jax.Array:
-    x = images[..., None]
-    x = nnx.relu(self.conv1(x))
-    x = nnx.relu(self.conv2(x))
-    return self.head(x.reshape(x.shape[0], -1))
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nnx.relu(self.hidden1(x))
+    x = nnx.relu(self.hidden2(x))
+    return self.head(x)
 
 
 class BasicBlock(nnx.Module):
   """Two 3x3 convolutions with batch norm and a (projected) shortcut."""
 
-  def __init__(self, in_channels: int, out_channels: int, stride: int,
-               rngs: nnx.Rngs):
-    self.conv1 = nnx.Conv(in_channels, out_channels, kernel_size=(3, 3),
-                          strides=(stride, stride), use_bias=False, rngs=rngs)
+  def __init__(
+    self, in_channels: int, out_channels: int, stride: int, rngs: nnx.Rngs
+  ):
+    self.conv1 = nnx.Conv(
+      in_channels,
+      out_channels,
+      kernel_size=(3, 3),
+      strides=(stride, stride),
+      use_bias=False,
+      rngs=rngs,
+    )
     self.norm1 = nnx.BatchNorm(out_channels, rngs=rngs)
-    self.conv2 = nnx.Conv(out_channels, out_channels, kernel_size=(3, 3),
-                          use_bias=False, rngs=rngs)
+    self.conv2 = nnx.Conv(
+      out_channels, out_channels, kernel_size=(3, 3), use_bias=False, rngs=rngs
+    )
     self.norm2 = nnx.BatchNorm(out_channels, rngs=rngs)
     needs_projection = stride != 1 or in_channels != out_channels
     self.shortcut = (
-        nnx.Sequential(
-            nnx.Conv(in_channels, out_channels, kernel_size=(1, 1),
-                     strides=(stride, stride), use_bias=False, rngs=rngs),
-            nnx.BatchNorm(out_channels, rngs=rngs),
-        )
-        if needs_projection else None
+      nnx.Sequential(
+        nnx.Conv(
+          in_channels,
+          out_channels,
+          kernel_size=(1, 1),
+          strides=(stride, stride),
+          use_bias=False,
+          rngs=rngs,
+        ),
+        nnx.BatchNorm(out_channels, rngs=rngs),
+      )
+      if needs_projection
+      else None
     )
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -132,13 +162,15 @@ class ResNet18(nnx.Module):
   """
 
   def __init__(self, num_classes: int, rngs: nnx.Rngs, *, width: int = 64):
-    self.stem = nnx.Conv(3, width, kernel_size=(3, 3), use_bias=False,
-                         rngs=rngs)
+    self.stem = nnx.Conv(
+      3, width, kernel_size=(3, 3), use_bias=False, rngs=rngs
+    )
     self.stem_norm = nnx.BatchNorm(width, rngs=rngs)
     blocks = []
     in_channels = width
     for stage, out_channels in enumerate(
-        (width, 2 * width, 4 * width, 8 * width)):
+      (width, 2 * width, 4 * width, 8 * width)
+    ):
       for index in range(2):
         stride = 2 if stage > 0 and index == 0 else 1
         blocks.append(BasicBlock(in_channels, out_channels, stride, rngs))

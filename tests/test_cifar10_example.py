@@ -46,9 +46,11 @@ def test_loader_reads_images_in_hwc_and_labels(tmp_path):
   data = cifar.load_cifar(str(tmp_path), "cifar10")
   train_names = cifar.LAYOUTS["cifar10"].train_files
   np.testing.assert_array_equal(
-      data.train_images, np.concatenate([written[n][0] for n in train_names]))
+    data.train_images, np.concatenate([written[n][0] for n in train_names])
+  )
   np.testing.assert_array_equal(
-      data.train_labels, np.concatenate([written[n][1] for n in train_names]))
+    data.train_labels, np.concatenate([written[n][1] for n in train_names])
+  )
   np.testing.assert_array_equal(data.test_images, written["test_batch.bin"][0])
   assert data.train_images.shape == (10, 32, 32, 3)
   assert data.train_labels.dtype == np.int32 and data.num_classes == 10
@@ -94,8 +96,12 @@ def test_crops_come_from_the_padded_image_and_flip_whole_rows():
   out = np.asarray(cifar.random_crop_and_flip(jax.random.PRNGKey(3), images))
   padded = np.pad(np.asarray(images), ((0, 0), (4, 4), (4, 4), (0, 0)))
   for image, crop in zip(padded, out):
-    candidates = [image[r:r + 32, c:c + 32][:, ::flip]
-                  for r in range(9) for c in range(9) for flip in (1, -1)]
+    candidates = [
+      image[r : r + 32, c : c + 32][:, ::flip]
+      for r in range(9)
+      for c in range(9)
+      for flip in (1, -1)
+    ]
     assert any(np.array_equal(crop, c) for c in candidates)
 
 
@@ -107,7 +113,8 @@ def small_random_resnet(num_classes):
   some random params.
   """
   abstract = nnx.eval_shape(
-      lambda: models.ResNet18(num_classes, nnx.Rngs(0), width=4))
+    lambda: models.ResNet18(num_classes, nnx.Rngs(0), width=4)
+  )
   rng = np.random.default_rng(0)
 
   def fill(path, leaf):
@@ -117,8 +124,9 @@ def small_random_resnet(num_classes):
     if "var" in name or "scale" in name:
       return jnp.ones(leaf.shape, leaf.dtype)
     fan_in = np.prod(leaf.shape[:-1])
-    return jnp.asarray(rng.normal(size=leaf.shape) / np.sqrt(fan_in),
-                       leaf.dtype)
+    return jnp.asarray(
+      rng.normal(size=leaf.shape) / np.sqrt(fan_in), leaf.dtype
+    )
 
   graphdef, state = nnx.split(abstract)
   return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(fill, state))
@@ -128,8 +136,10 @@ def as_arrays(tree):
   """Plain numpy arrays from a tree that may hold ``nnx.Variable`` leaves."""
   is_variable = lambda x: isinstance(x, nnx.Variable)
   return jax.tree.map(
-      lambda x: np.array(x[...] if is_variable(x) else x),
-      tree, is_leaf=is_variable)
+    lambda x: np.array(x[...] if is_variable(x) else x),
+    tree,
+    is_leaf=is_variable,
+  )
 
 
 def proximal_states(tree):
@@ -141,33 +151,41 @@ def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
   write_tiny_cifar10(tmp_path, per_file=2)
   data = cifar.load_cifar(str(tmp_path), "cifar10")
   args = cifar.parse_args(["--optimizer", "trsgd", "--batch-size", "5"])
-  assert (args.learning_rate, args.weight_decay, args.period) == (0.1, 1e-4,
-                                                                   10)
+  assert (args.learning_rate, args.weight_decay, args.period) == (0.1, 1e-4, 10)
   model = small_random_resnet(data.num_classes)
-  optimizer = nnx.Optimizer(model, cifar.make_optimizer(args, total_steps=4),
-                            wrt=nnx.Param)
+  optimizer = nnx.Optimizer(
+    model, cifar.make_optimizer(args, total_steps=4), wrt=nnx.Param
+  )
   graphdef, state = nnx.split((model, optimizer))
   initial_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
   batches = cifar.epoch_batches(np.random.default_rng(0), 10, 5)
   assert batches.shape == (2, 5)
 
   train = cifar.make_train_steps(graphdef)
-  state, loss, accuracy = train(state, jnp.asarray(data.train_images),
-                                jnp.asarray(data.train_labels),
-                                jnp.asarray(batches), jax.random.PRNGKey(0))
+  state, loss, accuracy = train(
+    state,
+    jnp.asarray(data.train_images),
+    jnp.asarray(data.train_labels),
+    jnp.asarray(batches),
+    jax.random.PRNGKey(0),
+  )
 
   model, optimizer = nnx.merge(graphdef, state)
   assert np.isfinite(float(loss)) and 0 <= float(accuracy) <= 1
   assert int(optimizer.step[...]) == 2
   (prox,) = proximal_states(optimizer.opt_state)
-  # The anchor was set to the initial params on step 0; one step is inside
-  # the inner loop.
-  assert int(prox.inner_step) == 2 and int(prox.prox_count) == 2
-  jax.tree.map(np.testing.assert_array_equal,
-               as_arrays(nnx.to_pure_dict(prox.anchor)), initial_params)
+  # The anchor was set to the initial params on step 0; two updates done,
+  # the next one is at inner position 2.
+  assert np.asarray(prox.counts).tolist() == [2, 2]
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    as_arrays(nnx.to_pure_dict(prox.anchor)),
+    initial_params,
+  )
   new_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-  changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), new_params,
-                         initial_params)
+  changed = jax.tree.map(
+    lambda a, b: not np.array_equal(a, b), new_params, initial_params
+  )
   assert all(jax.tree.leaves(changed))
   batch_stats = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(batch_stats))

@@ -1,0 +1,358 @@
+"""Training many configurations of one method together.
+
+A *sweep* is one method at one batch size on a list of configurations
+(seed, learning rate, lambda_w / eta_0). All of them train at once:
+``jax.vmap`` over the configurations, ``jax.lax.scan`` over the steps of an
+epoch, one ``jax.jit`` call per epoch. Each configuration is a plain Flax
+NNX model with an ``nnx.Optimizer(model, tx, wrt=nnx.Param)``; its seed fixes
+the initialisation and the order of the data.
+
+An interrupted sweep resumes from an orbax checkpoint of the stacked state
+(model, optimizer, data-order keys) and the history so far, and ends with
+the same bits as an uninterrupted one.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import functools
+import hashlib
+import os
+import time
+from typing import Any, NamedTuple
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from study_lib import data as data_lib
+from study_lib import methods as methods_lib
+
+EVAL_CHUNK = 200
+METRICS = (
+  "train_loss",
+  "train_accuracy",
+  "val_loss",
+  "val_accuracy",
+  "test_loss",
+  "test_accuracy",
+)
+
+
+class Config(NamedTuple):
+  """One training run of a sweep."""
+
+  seed: int
+  learning_rate: float
+  lambda_ratio: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What one sweep trains."""
+
+  method: methods_lib.Method
+  task: data_lib.Task
+  configs: tuple[Config, ...]
+  batch_size: int
+  epochs: int
+  steps_per_epoch: int
+  period: int = 10
+
+  @property
+  def slug(self) -> str:
+    configs = ",".join(
+      f"{c.seed}:{c.learning_rate!r}:{c.lambda_ratio!r}" for c in self.configs
+    )
+    digest = hashlib.sha256(
+      (self.task.description + configs).encode()
+    ).hexdigest()[:10]
+    text = (
+      f"{self.task.name}_{self.method.name}_b{self.batch_size}"
+      f"_p{self.period}_e{self.epochs}x{self.steps_per_epoch}_{digest}"
+    )
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+  def tx_factory(self, learning_rate, lambda_ratio):
+    return self.method.make(
+      learning_rate,
+      lambda_ratio,
+      total_updates=self.epochs * self.steps_per_epoch,
+      batch_size=self.batch_size,
+      period=self.period,
+    )
+
+
+class Sweep(NamedTuple):
+  """The trainable state of all configurations, stacked on a leading axis.
+
+  Attributes:
+    state: ``nnx.state((model, optimizer))`` of every configuration.
+    data_keys: the data-order RNG key of each configuration, (configs, 2).
+  """
+
+  state: nnx.State
+  data_keys: jax.Array
+
+
+def loss_and_accuracy(model, x, y):
+  logits = model(x)
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  return loss, jnp.mean(jnp.argmax(logits, axis=-1) == y)
+
+
+def train_step(model, optimizer, x, y):
+  """One optimizer step on a batch; returns the batch loss and accuracy."""
+  grad_fn = nnx.value_and_grad(loss_and_accuracy, has_aux=True)
+  (loss, accuracy), grads = grad_fn(model, x, y)
+  optimizer.update(model, grads)
+  return loss, accuracy
+
+
+def make_optimizer(model, plan: Plan, learning_rate, lambda_ratio):
+  # inject_hyperparams puts the rate and the ratio in the optimizer state,
+  # so that configurations with different values can be vmapped together.
+  tx = optax.inject_hyperparams(plan.tx_factory)(
+    learning_rate=learning_rate, lambda_ratio=lambda_ratio
+  )
+  return nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+def epoch_batches(key, num_examples: int, batch_size: int):
+  """A fresh random order of the examples, cut into full batches."""
+  steps = num_examples // batch_size
+  order = jax.random.permutation(key, num_examples)[: steps * batch_size]
+  return order.reshape(steps, batch_size)
+
+
+def data_key(seed: int) -> jax.Array:
+  return jax.random.PRNGKey(1000 + seed)
+
+
+def graphdef_of(plan: Plan) -> Any:
+  def build():
+    model = plan.task.model(nnx.Rngs(0))
+    return model, make_optimizer(model, plan, jnp.float32(1), jnp.float32(0.1))
+
+  return nnx.graphdef(nnx.eval_shape(build))
+
+
+@functools.cache
+def initial_models(task: data_lib.Task, seeds: tuple[int, ...]):
+  """One freshly initialised model per seed, stacked.
+
+  Built once per process and task: initialisers compile slowly on a CPU.
+  """
+  graphdef = nnx.graphdef(nnx.eval_shape(lambda: task.model(nnx.Rngs(0))))
+  init = jax.vmap(
+    lambda seed: nnx.state(task.model(nnx.Rngs(jax.random.key(seed))))
+  )
+  return graphdef, jax.jit(init)(jnp.array(seeds, jnp.uint32))
+
+
+def init_sweep(plan: Plan) -> Sweep:
+  seeds = tuple(sorted({c.seed for c in plan.configs}))
+  model_graphdef, by_seed = initial_models(plan.task, seeds)
+  index = jnp.array([seeds.index(c.seed) for c in plan.configs])
+  per_config = jax.tree.map(lambda a: a[index], by_seed)
+
+  def init_one(model_state, learning_rate, lambda_ratio):
+    model = nnx.merge(model_graphdef, model_state)
+    optimizer = make_optimizer(model, plan, learning_rate, lambda_ratio)
+    return nnx.state((model, optimizer))
+
+  column = lambda name: jnp.array(
+    [getattr(c, name) for c in plan.configs], jnp.float32
+  )
+  state = jax.jit(jax.vmap(init_one))(
+    per_config, column("learning_rate"), column("lambda_ratio")
+  )
+  keys = jnp.stack([data_key(c.seed) for c in plan.configs])
+  return Sweep(state, keys)
+
+
+@functools.cache
+def compiled_for(plan: Plan) -> Callable[..., Any]:
+  """The epoch function of a plan, built (and compiled) once per process."""
+  return make_epoch_fn(plan, graphdef_of(plan))
+
+
+def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
+  """``epoch(sweep, train, held_out, val_chunks) -> (sweep, metrics)``.
+
+  Trains every configuration for one epoch, then evaluates each on
+  ``held_out`` (the validation chunks, then the test chunks).
+  """
+
+  def train_one(state, key, x, y):
+    key, order_key = jax.random.split(key)
+    batches = epoch_batches(order_key, x.shape[0], plan.batch_size)
+
+    def step(state, batch):
+      model, optimizer = nnx.merge(graphdef, state)
+      loss, accuracy = train_step(model, optimizer, x[batch], y[batch])
+      return nnx.state((model, optimizer)), (loss, accuracy)
+
+    state, (losses, accuracies) = jax.lax.scan(step, state, batches)
+    return state, key, losses.mean(), accuracies.mean()
+
+  def evaluate_one(state, split):
+    model, _ = nnx.merge(graphdef, state)
+
+    def on_chunk(chunk):
+      x, y, weight = chunk
+      logits = model(x)
+      losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+      correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+      return jnp.sum(weight * losses), jnp.sum(weight * correct)
+
+    return jax.lax.map(on_chunk, split)
+
+  @functools.partial(jax.jit, static_argnames="val_chunks", donate_argnums=0)
+  def epoch(sweep: Sweep, train, held_out, val_chunks: int):
+    state, keys, train_loss, train_accuracy = jax.vmap(
+      train_one, in_axes=(0, 0, None, None)
+    )(sweep.state, sweep.data_keys, *train)
+    sums = jax.vmap(evaluate_one, in_axes=(0, None))(state, held_out)
+    weight = held_out[2].sum(axis=1)
+    mean_of = lambda part: (
+      jnp.sum(sums[0][:, part], axis=1) / jnp.sum(weight[part]),
+      jnp.sum(sums[1][:, part], axis=1) / jnp.sum(weight[part]),
+    )
+    val_loss, val_accuracy = mean_of(slice(None, val_chunks))
+    test_loss, test_accuracy = mean_of(slice(val_chunks, None))
+    metrics = dict(
+      zip(
+        METRICS,
+        (
+          train_loss,
+          train_accuracy,
+          val_loss,
+          val_accuracy,
+          test_loss,
+          test_accuracy,
+        ),
+      )
+    )
+    return Sweep(state, keys), metrics
+
+  return epoch
+
+
+def in_chunks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+  """Cuts a split into chunks of ``EVAL_CHUNK``; padding has weight 0."""
+  chunks = -(-len(x) // EVAL_CHUNK)
+  pad = chunks * EVAL_CHUNK - len(x)
+  weight = np.concatenate([np.ones(len(x)), np.zeros(pad)]).astype(np.float32)
+  x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+  y = np.concatenate([y, np.zeros(pad, y.dtype)])
+  return (
+    x.reshape(chunks, EVAL_CHUNK, *x.shape[1:]),
+    y.reshape(chunks, EVAL_CHUNK),
+    weight.reshape(chunks, EVAL_CHUNK),
+  )
+
+
+# --------------------------------------------------------------------------
+# Checkpoints: orbax for the state of a sweep in progress.
+# --------------------------------------------------------------------------
+
+
+def empty_history(plan: Plan) -> dict[str, np.ndarray]:
+  shape = (plan.epochs, len(plan.configs))
+  return {name: np.full(shape, np.nan, np.float32) for name in METRICS}
+
+
+def checkpoint_manager(directory: str, plan: Plan) -> Any:
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  path = os.path.abspath(os.path.join(directory, plan.slug))
+  return ocp.CheckpointManager(
+    path, options=ocp.CheckpointManagerOptions(max_to_keep=1)
+  )
+
+
+def save_checkpoint(manager, epoch: int, sweep: Sweep, history) -> None:
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  tree = {"leaves": jax.tree.leaves(sweep), "history": history}
+  manager.save(epoch, args=ocp.args.StandardSave(tree))
+  manager.wait_until_finished()
+
+
+def restore_checkpoint(manager, template: Sweep, history):
+  """Returns ``(epochs done, sweep, history)`` of the latest checkpoint."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  epoch = manager.latest_step()
+  if epoch is None:
+    return 0, template, history
+  target = {"leaves": jax.tree.leaves(template), "history": history}
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  restored = manager.restore(epoch, args=ocp.args.StandardRestore(abstract))
+  sweep = jax.tree.unflatten(jax.tree.structure(template), restored["leaves"])
+  return (
+    epoch,
+    sweep,
+    {k: np.asarray(v) for k, v in restored["history"].items()},
+  )
+
+
+def train(
+  plan: Plan,
+  data: data_lib.Dataset,
+  *,
+  checkpoint_dir: str | None = None,
+  checkpoint_every_s: float = 60.0,
+  max_new_epochs: int | None = None,
+  on_epoch: Callable[[], None] = lambda: None,
+) -> tuple[dict[str, np.ndarray], bool]:
+  """Trains every configuration of ``plan``; returns ``(history, done)``.
+
+  ``history[metric]`` has shape ``(epochs, configs)``: train numbers average
+  the epoch's batches, the others are measured at its end. With a
+  ``checkpoint_dir`` a saved state is resumed from, and the state is saved
+  there at most every ``checkpoint_every_s`` seconds, and when
+  ``max_new_epochs`` (which simulates an interruption) stops the sweep
+  before its end; ``done`` says whether it reached its end.
+  """
+  epoch_fn = compiled_for(plan)
+  train_split = (jnp.asarray(data.train_x), jnp.asarray(data.train_y))
+  val, test = (
+    in_chunks(data.val_x, data.val_y),
+    in_chunks(data.test_x, data.test_y),
+  )
+  held_out = tuple(jnp.asarray(np.concatenate(pair)) for pair in zip(val, test))
+  sweep, history, start = init_sweep(plan), empty_history(plan), 0
+  path = checkpoint_dir and os.path.join(checkpoint_dir, plan.slug)
+  manager = None  # opened only when there is something to restore or save
+  if path and os.path.isdir(path):
+    manager = checkpoint_manager(checkpoint_dir, plan)
+    start, sweep, history = restore_checkpoint(manager, sweep, history)
+  last_save = time.monotonic()
+  stop = (
+    plan.epochs
+    if max_new_epochs is None
+    else min(plan.epochs, start + max_new_epochs)
+  )
+  for epoch in range(start, stop):
+    sweep, metrics = epoch_fn(
+      sweep, train_split, held_out, val_chunks=val[0].shape[0]
+    )
+    for name, values in metrics.items():
+      history[name][epoch] = np.asarray(values)
+    if (
+      path
+      and epoch + 1 < plan.epochs
+      and (
+        epoch + 1 == stop or time.monotonic() - last_save >= checkpoint_every_s
+      )
+    ):
+      manager = manager or checkpoint_manager(checkpoint_dir, plan)
+      save_checkpoint(manager, epoch + 1, sweep, history)
+      last_save = time.monotonic()
+    on_epoch()
+  if manager:
+    manager.close()
+  return history, stop == plan.epochs
