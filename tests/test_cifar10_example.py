@@ -174,9 +174,7 @@ def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
   assert np.isfinite(float(loss)) and 0 <= float(accuracy) <= 1
   assert int(optimizer.step[...]) == 2
   (prox,) = proximal_states(optimizer.opt_state)
-  # The anchor was set to the initial params on step 0; two updates done,
-  # the next one is at inner position 2.
-  assert np.asarray(prox.counts).tolist() == [2, 2]
+  # The anchor was set to the initial params on step 0.
   jax.tree.map(
     np.testing.assert_array_equal,
     as_arrays(nnx.to_pure_dict(prox.anchor)),
