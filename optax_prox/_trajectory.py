@@ -119,6 +119,13 @@ def _regularized(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _descending(direction: optax.GradientTransformation) -> OptimizerFactory:
+  """The optimizer of trsgd and tradam: a direction, then the step size."""
+  return lambda step_size, params: optax.chain(
+    direction, _reference_rules.descend(step_size)
+  )
+
+
 def trajectory_regularized(
   optimizer: Callable[[optax.ScalarOrSchedule], optax.GradientTransformation],
   learning_rate: optax.ScalarOrSchedule,
@@ -263,11 +270,8 @@ def trsgd(
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
   _validation.check_fraction("momentum", momentum)
-  heavy_ball = _reference_rules.heavy_ball(momentum, nesterov)
   return _regularized(
-    lambda step_size, params: optax.chain(
-      heavy_ball, _reference_rules.descend(step_size)
-    ),
+    _descending(_reference_rules.heavy_ball(momentum, nesterov)),
     learning_rate,
     period,
     lambda_w,
@@ -337,11 +341,8 @@ def tradam(
   _validation.check_fraction("b1", b1)
   _validation.check_fraction("b2", b2)
   _validation.check_nonnegative("eps", eps)
-  adam = _reference_rules.scale_by_reference_adam(b1, b2, eps)
   return _regularized(
-    lambda step_size, params: optax.chain(
-      adam, _reference_rules.descend(step_size)
-    ),
+    _descending(_reference_rules.scale_by_reference_adam(b1, b2, eps)),
     learning_rate,
     period,
     lambda_w,

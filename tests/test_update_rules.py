@@ -45,26 +45,16 @@ def test_trsgd_follows_the_rules_with_a_step_schedule(
   period, lambda_w, nesterov
 ):
   lr = scaled(STEP_DECAY, 0.1)
-  ours = run_ours(
-    optax_prox.trsgd(
-      lr,
-      period=period,
-      lambda_w=lambda_w,
-      momentum=0.8,
-      nesterov=nesterov,
-      weight_decay=0.03,
-    )
-  )
-  theirs = reference.trsgd(
-    helpers.numpy_grad,
-    helpers.W0,
-    lr.python,
-    STEPS,
+  hyperparameters = dict(
     period=period,
     lambda_w=lambda_w,
     momentum=0.8,
     nesterov=nesterov,
     weight_decay=0.03,
+  )
+  ours = run_ours(optax_prox.trsgd(lr, **hyperparameters))
+  theirs = reference.trsgd(
+    helpers.numpy_grad, helpers.W0, lr.python, STEPS, **hyperparameters
   )
   assert_trajectories_close(ours, theirs)
 
@@ -73,28 +63,17 @@ def test_trsgd_follows_the_rules_with_a_step_schedule(
 @pytest.mark.parametrize("lambda_w", [None, 0.002])
 def test_tradam_follows_the_rules_with_a_step_schedule(period, lambda_w):
   lr = scaled(STEP_DECAY, 0.05)
-  ours = run_ours(
-    optax_prox.tradam(
-      lr,
-      period=period,
-      lambda_w=lambda_w,
-      b1=0.8,
-      b2=0.99,
-      eps=1e-6,
-      weight_decay=0.02,
-    )
-  )
-  theirs = reference.tradam(
-    helpers.numpy_grad,
-    helpers.W0,
-    lr.python,
-    STEPS,
+  hyperparameters = dict(
     period=period,
     lambda_w=lambda_w,
     b1=0.8,
     b2=0.99,
     eps=1e-6,
     weight_decay=0.02,
+  )
+  ours = run_ours(optax_prox.tradam(lr, **hyperparameters))
+  theirs = reference.tradam(
+    helpers.numpy_grad, helpers.W0, lr.python, STEPS, **hyperparameters
   )
   assert_trajectories_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
