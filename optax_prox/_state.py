@@ -109,9 +109,9 @@ def _new_anchor(anchor: Any, stored: Any) -> Any:
   missing = sorted(set(wanted) - set(given))
   if missing:
     raise ValueError(
-      f"anchor has no leaf at {', '.join(missing[:3])}"
-      f"{' and more' if len(missing) > 3 else ''}: pass a tree with the"
-      " params' structure (for flax.nnx, `nnx.state(model, nnx.Param)`)."
+      f"anchor has no leaf at {_validation.describe_paths(missing)}: pass a"
+      " tree with the params' structure (for flax.nnx,"
+      " `nnx.state(model, nnx.Param)`)."
     )
   has_masked_leaves = any(
     isinstance(node, optax.MaskedNode)
@@ -122,9 +122,9 @@ def _new_anchor(anchor: Any, stored: Any) -> Any:
   unexpected = sorted(set(given) - set(wanted))
   if unexpected and not has_masked_leaves:
     raise ValueError(
-      f"anchor has leaves that the params do not have:"
-      f" {', '.join(unexpected[:3])}. Pass a tree with the params'"
-      " structure."
+      "anchor has leaves that the params do not have:"
+      f" {_validation.describe_paths(unexpected)}. Pass a tree with the"
+      " params' structure."
     )
   for path, leaf in wanted.items():
     if np.shape(given[path]) != np.shape(leaf):
@@ -232,8 +232,8 @@ def anchor_distance(
   missing = sorted(set(anchored) - set(current))
   if missing:
     raise ValueError(
-      f"params has no leaf at {', '.join(missing[:3])}, where the state"
-      " holds an anchor: pass the params the optimizer updates."
+      f"params has no leaf at {_validation.describe_paths(missing)}, where"
+      " the state holds an anchor: pass the params the optimizer updates."
     )
   total = jnp.zeros([], jnp.float32)
   for path, anchor in anchored.items():

@@ -101,7 +101,8 @@ def leaves_by_path(tree: Any) -> dict[str, Any]:
   }
 
 
-def _first_lines(paths: Any, limit: int = 3) -> str:
+def describe_paths(paths: Any, limit: int = 3) -> str:
+  """The first ``limit`` paths, sorted, and how many more there are."""
   paths = sorted(paths)
   shown = ", ".join(paths[:limit]) or "none"
   return shown + (
@@ -132,8 +133,8 @@ def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
     return
   ours, theirs = set(leaves_by_path(tree)), set(leaves_by_path(anchor))
   detail = (
-    f"missing {_first_lines(theirs - ours)}; unexpected"
-    f" {_first_lines(ours - theirs)}"
+    f"missing {describe_paths(theirs - ours)}; unexpected"
+    f" {describe_paths(ours - theirs)}"
     if ours != theirs
     else f"the same leaves in other containers: {jax.tree.structure(tree)}"
     f" against {jax.tree.structure(anchor)}"
