@@ -8,6 +8,8 @@ from typing import Any
 
 import jax
 
+MIN_ROUNDS = 3  # where a time budget sets the rounds
+
 
 def tree_bytes(tree: Any) -> int:
   """The total size in bytes of a tree's arrays."""
@@ -18,10 +20,11 @@ class DonatedLoop:
   """Runs ``step(*carry, *constants) -> carry`` compiled, the carry donated.
 
   A call runs ``steps`` steps, each one's carry (params, optimizer state)
-  feeding the next, and blocks until they are done. ``scanned=False``: one
-  call of the compiled step per step, as in a Python training loop, which
-  pays the host's cost per array passed; ``scanned=True``: the steps run in
-  one ``lax.scan``. Construction compiles and runs one call, untimed.
+  feeding the next, and blocks once, when they are done. ``scanned=False``:
+  one call of the compiled step per step, dispatched without waiting for
+  the previous one, as in a Python training loop, which pays the host's
+  cost per array passed; ``scanned=True``: the steps run in one
+  ``lax.scan``. Construction compiles and runs one call, untimed.
   """
 
   def __init__(
@@ -45,6 +48,7 @@ class DonatedLoop:
     self.compiled = program.lower(*carry, *constants).compile()
     self.steps, self.calls = steps, 1 if scanned else steps
     self.constants = tuple(constants)
+    self.arrays = len(jax.tree.leaves((carry, constants)))  # passed per call
     self.carry = jax.block_until_ready(self.compiled(*carry, *constants))
 
   def __call__(self) -> None:
@@ -55,6 +59,10 @@ class DonatedLoop:
   def temp_bytes(self) -> int:
     """The compiled program's scratch memory, beyond arguments and outputs."""
     return self.compiled.memory_analysis().temp_size_in_bytes
+
+  def alias_bytes(self) -> int:
+    """The bytes of outputs written in place of a donated argument."""
+    return self.compiled.memory_analysis().alias_size_in_bytes
 
   def bytes_accessed(self) -> float:
     """XLA's estimate of the bytes one call reads and writes."""
@@ -99,17 +107,29 @@ def compare(
   loops: Mapping[Hashable, DonatedLoop],
   baseline_of: Callable[[Hashable], Hashable],
   repeats: int,
+  budget: float | None = None,
 ) -> dict[Hashable, Timing]:
   """Times ``repeats`` rounds ``A B C A B C ...``; ratios to the baselines.
 
   Load changes hit a round's loops alike. A baseline maps to its own key.
+  With a ``budget`` in seconds, the first round's time sets how many of the
+  ``repeats`` rounds fit in it, at least ``MIN_ROUNDS``.
   """
   rounds = {key: [] for key in loops}
-  for _ in range(repeats):
+
+  def run_round() -> None:
     for key, loop in loops.items():
       start = time.perf_counter()
       loop()
       rounds[key].append((time.perf_counter() - start) / loop.steps)
+
+  start = time.perf_counter()
+  run_round()
+  if budget is not None:
+    fit = int(budget / (time.perf_counter() - start))
+    repeats = min(repeats, max(MIN_ROUNDS, fit))
+  for _ in range(repeats - 1):
+    run_round()
   return {
     key: Timing(
       statistics.median(times), paired_ratio(times, rounds[baseline_of(key)])

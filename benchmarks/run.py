@@ -1,16 +1,19 @@
 r"""`make bench`: optax_prox's update and training step against bare optax.
 
-``python -m benchmarks.run`` writes ``benchmarks/results.md`` (``--quick``:
-a smoke test that writes no file). Each of ours runs interleaved with its
-bare optax baseline, same hyper-parameters, in this one process; each timed
-call covers whole periods, so the anchor refreshes count. Steps are timed
-one jitted call per step (a Python training loop) and, where XLA:CPU
-allows, all inside one ``lax.scan`` (the device work alone).
+``python -m benchmarks.run`` runs the section of JAX's default backend. On a
+CPU it writes ``benchmarks/results.md``. On an accelerator it runs the
+accelerator section (larger models, each step one call dispatched without
+blocking) and writes ``benchmarks/results-gpu.md`` (``-tpu`` on a TPU).
+``--quick`` runs the section at tiny sizes and writes no file (a smoke
+test); with it, ``--section accelerator`` runs the accelerator section's
+code on a CPU. Each of ours runs interleaved with its bare optax baseline,
+same hyper-parameters, in this one process, both with the anchor refresh
+in a ``lax.cond`` and with a branch-free select; each timed call covers
+whole periods, so the anchor refreshes count.
 """
 
 import argparse
 from collections.abc import Callable, Sequence
-import functools
 import pathlib
 import sys
 import time
@@ -23,14 +26,17 @@ import optax
 
 from benchmarks import _report
 from benchmarks import _timing
-from examples import models
+from benchmarks import machine
+from benchmarks import models
+from examples import models as example_models
 import optax_prox
+from optax_prox import _proximal
 
 RESULTS = pathlib.Path(__file__).parent / "results.md"
 PERIOD = 10
 LR = 1e-3
 WEIGHT_DECAY = 5e-4
-STRENGTH = 0.2  # 2 * lambda_w / eta with lambda_w = 0.1 eta, as in trsgd
+MAX_ROUNDS = 50  # where a time budget sets the rounds
 
 
 class Candidate(NamedTuple):
@@ -38,12 +44,27 @@ class Candidate(NamedTuple):
 
   A perfectly fused bare SGD step reads params, gradients and momentum and
   writes params and momentum: 5. Ours read the anchor too, and write it once
-  per period (the ``streams`` are averaged over a period).
+  per period inside a ``lax.cond`` (the ``streams`` are averaged over a
+  period), or on every step with a select. ``target``: the ceiling on the
+  update step's ratio to the bare optimizer.
   """
 
   name: str
   make: Callable[[], optax.GradientTransformation]
   streams: float
+  target: float | None = None
+
+
+def selecting(
+  make: Callable[[], optax.GradientTransformation],
+) -> Callable[[], optax.GradientTransformation]:
+  """``make``, constructing its optimizer with the branch-free refresh."""
+
+  def make_selecting() -> optax.GradientTransformation:
+    with _proximal.refresh_strategy("select"):
+      return make()
+
+  return make_selecting
 
 
 def sgd() -> optax.GradientTransformation:
@@ -60,45 +81,89 @@ def tradam() -> optax.GradientTransformation:
   return optax_prox.tradam(LR, period=PERIOD)
 
 
-def prox_lion() -> optax.GradientTransformation:
-  prox = optax_prox.proximal_regularize(STRENGTH, PERIOD)
-  return optax.chain(prox, optax.lion(LR / 10))
+def tr_lion() -> optax.GradientTransformation:
+  return optax_prox.trajectory_regularized(optax.lion, LR / 10, period=PERIOD)
 
 
 SGD = Candidate("optax.sgd(momentum) + L2", sgd, 5)
-TRSGD = Candidate("optax_prox.trsgd", trsgd, 6 + 1 / PERIOD)
+TRSGD = Candidate("optax_prox.trsgd (cond)", trsgd, 6 + 1 / PERIOD, 1.25)
+TRSGD_SELECT = Candidate("optax_prox.trsgd (select)", selecting(trsgd), 7, 1.25)
 ADAM = Candidate("optax.adam", lambda: optax.adam(LR), 7)
-TRADAM = Candidate("optax_prox.tradam", tradam, 8 + 1 / PERIOD)
+TRADAM = Candidate("optax_prox.tradam (cond)", tradam, 8 + 1 / PERIOD, 1.18)
+TRADAM_SELECT = Candidate(
+  "optax_prox.tradam (select)", selecting(tradam), 9, 1.18
+)
 LION = Candidate("optax.lion", lambda: optax.lion(LR / 10), 5)
-PROX_LION = Candidate("proximal_regularize + lion", prox_lion, 6 + 1 / PERIOD)
+TR_LION = Candidate("trajectory_regularized(lion)", tr_lion, 6 + 1 / PERIOD)
 # Each group runs interleaved; its first member is the baseline.
-UPDATE_GROUPS = ((SGD, TRSGD), (ADAM, TRADAM), (LION, PROX_LION))
-TRAINING_GROUPS = UPDATE_GROUPS[:2]
+STRATEGY_GROUPS = ((SGD, TRSGD, TRSGD_SELECT), (ADAM, TRADAM, TRADAM_SELECT))
+DEFAULT_GROUPS = ((SGD, TRSGD), (ADAM, TRADAM))  # the cond refresh only
+LION_GROUP = (LION, TR_LION)
+ALL_GROUPS = (*STRATEGY_GROUPS, LION_GROUP)
+
+
+Batch = Callable[[], tuple[jax.Array, jax.Array]]  # inputs, integer labels
+
+
+class Model(NamedTuple):
+  """A model, and a fixed batch of 8 for it."""
+
+  name: str
+  make: Callable[[], nnx.Module]
+  batch: Batch
+
+
+def classified(shape: Sequence[int]) -> Batch:
+  """A batch of 8 random inputs of ``shape``, labelled with 10 classes."""
+  return lambda: (
+    jax.random.normal(jax.random.key(0), (8, *shape)),
+    jnp.arange(8) % 10,
+  )
+
+
+def resnet18(width: int) -> Model:
+  """The CIFAR ResNet-18 (11.2M params at width 64; ``~2735 width**2``)."""
+  make = lambda: example_models.ResNet18(10, nnx.Rngs(0), width=width)
+  return Model("ResNet-18", make, classified((32, 32, 3)))
+
+
+def cnn1d() -> Model:
+  """The demo's 8k-param 1-D CNN for MNIST-1D (signals of length 40)."""
+  return Model(
+    "Cnn1d (demo)", lambda: example_models.Cnn1d(nnx.Rngs(0)), classified([40])
+  )
+
+
+def linear() -> Model:
+  """One dense 4 -> 10 layer, for the smoke test."""
+  make = lambda: nnx.Linear(4, 10, rngs=nnx.Rngs(0))
+  return Model("Linear", make, classified([4]))
+
+
+def transformer(vocab: int, length: int, **sizes: int) -> Model:
+  """A causal language model on random tokens; sizes: width, depth, heads."""
+
+  def batch() -> tuple[jax.Array, jax.Array]:
+    tokens = jax.random.randint(jax.random.key(0), (8, length + 1), 0, vocab)
+    return tokens[:, :-1], tokens[:, 1:]  # each token's label: the next one
+
+  make = lambda: models.Transformer(
+    nnx.Rngs(0), vocab=vocab, length=length, **sizes
+  )
+  name = f"Transformer, depth {sizes['depth']}, width {sizes['width']}"
+  return Model(name, make, batch)
+
+
 # A step, its carry (params first, optimizer state last) and its constants.
 Built = tuple[Callable[..., Any], tuple[Any, ...], tuple[Any, ...]]
 Build = Callable[[optax.GradientTransformation], Built]
 
 
-def resnet18(width: int = 64) -> nnx.Module:
-  """The examples' CIFAR ResNet-18: 62 param leaves, ``~width**2`` params."""
-  return models.ResNet18(10, nnx.Rngs(0), width=width)
-
-
-def cnn1d() -> nnx.Module:
-  """The demo's 8k-param 1-D CNN for MNIST-1D (signals of length 40)."""
-  return models.Cnn1d(nnx.Rngs(0))
-
-
-def linear() -> nnx.Module:
-  """One dense 4 -> 10 layer, for the smoke test."""
-  return nnx.Linear(4, 10, rngs=nnx.Rngs(0))
-
-
-def update_step(make_model: Callable[[], nnx.Module]) -> Build:
+def update_step(model: Model) -> Build:
   """The update alone, on constant params and gradients of a model's shapes."""
 
   def build(tx: optax.GradientTransformation) -> Built:
-    abstract = nnx.state(nnx.eval_shape(make_model), nnx.Param)
+    abstract = nnx.state(nnx.eval_shape(model.make), nnx.Param)
     shapes = [leaf.shape for leaf in jax.tree.leaves(abstract)]
     params = [jnp.full(shape, 0.05) for shape in shapes]
     grads = [jnp.full(shape, 1e-3) for shape in shapes]  # fast to fill
@@ -112,76 +177,153 @@ def update_step(make_model: Callable[[], nnx.Module]) -> Build:
   return build
 
 
-def training_step(
-  make_model: Callable[[], nnx.Module], shape: Sequence[int]
-) -> Build:
-  """Forward, backward and update on a fixed batch of 8 of a given shape."""
+def training_step(model: Model) -> Build:
+  """Forward, backward and update on the model's fixed batch."""
 
   def build(tx: optax.GradientTransformation) -> Built:
     graphdef, params, rest = nnx.split(  # rest: the batch-norm statistics
-      make_model(), nnx.Param, nnx.Not(nnx.Param)
+      model.make(), nnx.Param, nnx.Not(nnx.Param)
     )
 
     def step(params, rest, opt_state, inputs, labels):
       def loss(params):
-        model = nnx.merge(graphdef, params, rest, copy=True)
-        logits = model(inputs)
+        module = nnx.merge(graphdef, params, rest, copy=True)
+        logits = module(inputs)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        return losses.mean(), nnx.state(model, nnx.Not(nnx.Param))
+        return losses.mean(), nnx.state(module, nnx.Not(nnx.Param))
 
       grads, rest = jax.grad(loss, has_aux=True)(params)
       updates, opt_state = tx.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), rest, opt_state
 
-    inputs = jax.random.normal(jax.random.key(0), (8, *shape))
-    batch = (inputs, jnp.arange(8) % 10)
-    return step, (params, rest, tx.init(params)), batch
+    return step, (params, rest, tx.init(params)), model.batch()
 
   return build
 
 
 class Workload(NamedTuple):
-  """A step timed in ``repeats`` rounds of calls of ``steps`` steps each.
+  """A step, timed with each group of candidates in rounds of calls.
 
-  ``scanned``: also time the steps inside one ``lax.scan``. XLA:CPU runs
-  ResNet-18's convolutions about 10x slower there, so not its training step.
+  Each timed call runs ``steps`` steps. ``repeats``: the rounds, or where
+  there is a ``budget`` (seconds of rounds per group) the most rounds.
+  ``scanned``: also time the steps inside one ``lax.scan``.
   """
 
   kind: str  # "update" or "training"
   model: str
   build: Build
-  repeats: int
+  groups: Sequence[Sequence[Candidate]]
+  repeats: int = MAX_ROUNDS
   steps: int = PERIOD  # whole periods
   scanned: bool = True
-  groups: Sequence[Sequence[Candidate]] = UPDATE_GROUPS
+  budget: float | None = None
 
 
-def update(width: int, **kwargs: Any) -> Workload:
-  build = update_step(functools.partial(resnet18, width))
-  return Workload("update", "ResNet-18", build, **kwargs)
+Groups = Sequence[Sequence[Candidate]]
 
 
-def training(
-  name: str,
-  make_model: Callable[[], nnx.Module],
-  shape: Sequence[int],
-  **kwargs: Any,
-) -> Workload:
-  kwargs = {"groups": TRAINING_GROUPS, **kwargs}
-  return Workload("training", name, training_step(make_model, shape), **kwargs)
+def update(model: Model, groups: Groups, **kwargs: Any) -> Workload:
+  return Workload("update", model.name, update_step(model), groups, **kwargs)
 
 
-FULL = (  # ResNet-18 shapes at 1.0M, 11.2M (the real network) and 49.7M
-  update(19, repeats=12),
-  update(64, repeats=6),
-  update(135, repeats=4, groups=UPDATE_GROUPS[:2]),  # lion: +1.5 min
-  training("Cnn1d (demo)", cnn1d, (40,), repeats=15, steps=2 * PERIOD),
-  training("ResNet-18", resnet18, (32, 32, 3), repeats=4, scanned=False),
-)
-QUICK = (  # a smoke test
-  Workload("update", "Linear", update_step(linear), repeats=2),
-  training("Linear", linear, (4,), repeats=2, groups=TRAINING_GROUPS[:1]),
-)
+def training(model: Model, groups: Groups, **kwargs: Any) -> Workload:
+  return Workload(
+    "training", model.name, training_step(model), groups, **kwargs
+  )
+
+
+class Section(NamedTuple):
+  """The workloads for one kind of machine, and how its report reads."""
+
+  workloads: tuple[Workload, ...]
+  copy_floats: int  # the size of the copy-bandwidth probe
+  notes: str  # how the steps are timed
+
+
+def cpu_section(quick: bool = False) -> Section:
+  """ResNet-18's update at 1.0M, 11.2M and 49.7M params; two training steps.
+
+  Each step one call each and scanned, in fixed rounds. ``quick``: a
+  dense layer's update and training step, a smoke test.
+  """
+  notes = (
+    "Each step is timed one jitted call per step (*1 call each*, as in a"
+    " Python training loop, blocking at the end of each timed call) and,"
+    " where XLA:CPU allows, with the steps inside one `lax.scan`"
+    " (*scanned*: the device work alone). XLA:CPU runs ResNet-18's"
+    " convolutions about 10x slower inside a scan, so its training step"
+    " runs one call per step only."
+  )
+  if quick:
+    workloads = (
+      update(linear(), ALL_GROUPS, repeats=2),
+      training(linear(), STRATEGY_GROUPS[:1], repeats=2),
+    )
+    return Section(workloads, 10**6, notes)
+  workloads = (
+    update(resnet18(19), ALL_GROUPS, repeats=12),
+    update(resnet18(64), ALL_GROUPS, repeats=6),
+    update(resnet18(135), STRATEGY_GROUPS, repeats=4),  # lion: +1.5 min
+    training(cnn1d(), STRATEGY_GROUPS, repeats=15, steps=2 * PERIOD),
+    # 0.65 s a step: the select would add 75 s; the updates compare them.
+    training(resnet18(64), DEFAULT_GROUPS, repeats=4, scanned=False),
+  )
+  return Section(workloads, 50_000_000, notes)
+
+
+def accelerator_section(quick: bool = False) -> Section:
+  """ResNet-18's update at 11.2M, 49.7M and 200M params; two training steps.
+
+  ResNet-18 at batch 8 and a 319M-param transformer (6 blocks of width
+  2048, 8 x 128 tokens). Each step is one call, dispatched without
+  blocking, and each group times as many rounds as fit in its budget:
+  about 83 s of rounds and 32 programs to compile, planned to take under
+  5 minutes on one GPU. ``quick``: the same code on a dense layer's update
+  and a tiny transformer with SGD, to run on a CPU in the tests.
+  """
+  if quick:
+    updated = [linear()]
+    trained = [transformer(vocab=16, length=8, width=8, depth=1, heads=2)]
+    groups, copy_floats = STRATEGY_GROUPS[:1], 10**6
+    per_update = per_training = dict(steps=PERIOD, budget=0.1)
+  else:
+    updated = [resnet18(width) for width in (64, 135, 271)]
+    trained = [
+      resnet18(64),
+      transformer(vocab=8192, length=128, width=2048, depth=6, heads=16),
+    ]
+    groups, copy_floats = STRATEGY_GROUPS, 250_000_000
+    per_update = dict(steps=10 * PERIOD, budget=5.0)
+    per_training = dict(steps=5 * PERIOD, budget=12.0)  # slower steps
+  updates = [  # Lion at the first size only
+    update(
+      model,
+      (*groups, LION_GROUP) if model is updated[0] else groups,
+      scanned=False,
+      **per_update,
+    )
+    for model in updated
+  ]
+  trainings = [
+    training(model, groups, scanned=False, **per_training) for model in trained
+  ]
+  notes = (
+    "Each step is one jitted call, dispatched without blocking: the host"
+    " waits only at the end of each timed call (of"
+    f" {per_update['steps']} update steps or {per_training['steps']}"
+    " training steps), so it can queue steps ahead of the device, as a"
+    " training loop does, and a step that makes the host wait for the"
+    " device pays for it here: XLA:GPU copies a `lax.cond`'s predicate to"
+    " the host and blocks until the device gets there. Each group runs one"
+    " round, then as many as fit in its budget"
+    f" ({per_update['budget']:g} s for an update step,"
+    f" {per_training['budget']:g} s for a training step; at least"
+    f" {_timing.MIN_ROUNDS} rounds)."
+  )
+  return Section((*updates, *trainings), copy_floats, notes)
+
+
+SECTIONS = {"cpu": cpu_section, "accelerator": accelerator_section}
 
 
 def measure_group(
@@ -196,7 +338,10 @@ def measure_group(
         *built, workload.steps, scanned
       )
   baseline_of = lambda key: (group[0], key[1])
-  timings = _timing.compare(loops, baseline_of, workload.repeats)
+  timings = _timing.compare(
+    loops, baseline_of, workload.repeats, workload.budget
+  )
+  bare = loops[group[0], False]
   rows = []
   for candidate in group:
     loop = loops[candidate, False]
@@ -208,13 +353,17 @@ def measure_group(
         num_params=sum(p.size for p in jax.tree.leaves(loop.carry[0])),
         optimizer=candidate.name,
         baseline=group[0].name,
+        target=candidate.target,
         per_call=timings[candidate, False],
         scanned=timings.get((candidate, True)),
         ideal_ratio=candidate.streams / group[0].streams,
         ideal_bytes=candidate.streams * param_bytes,
         xla_streams=loop.bytes_accessed() / param_bytes,
+        arrays=loop.arrays,
         state_bytes=_timing.tree_bytes(loop.carry[-1]),
         temp_bytes=loop.temp_bytes(),
+        extra_temp=(loop.temp_bytes() - bare.temp_bytes()) / param_bytes,
+        in_place=loop.alias_bytes() == _timing.tree_bytes(loop.carry),
       )
     )
   return rows
@@ -228,37 +377,61 @@ def copy_bandwidth(num_floats: int) -> float:
   return 2 * x.nbytes / seconds
 
 
-def measure(
-  workloads: Sequence[Workload], copy_floats: int = 50_000_000
-) -> _report.Measurements:
+def plan(section: Section) -> str:
+  """The groups, the programs to compile and the seconds of timed rounds."""
+  groups = [(w, g) for w in section.workloads for g in w.groups]
+  programs = sum(len(g) * (1 + w.scanned) for w, g in groups)
+  text = f"{len(groups)} groups, {programs} programs to compile"
+  budget = sum(w.budget for w, _ in groups if w.budget is not None)
+  return text + (f", about {budget:.1f} s of timed rounds" if budget else "")
+
+
+def measure(section: Section) -> _report.Measurements:
   """Runs every workload with every group, one group's buffers at a time."""
   start, load = time.perf_counter(), _report.load_average()
-  bandwidth = copy_bandwidth(copy_floats)
+  print(f"[bench] {plan(section)}", file=sys.stderr)
+  bandwidth = copy_bandwidth(section.copy_floats)
   rows = []
-  for workload in workloads:
+  for workload in section.workloads:
     for group in workload.groups:
       seconds = time.perf_counter() - start
-      label = f"{workload.kind} step, {workload.model}, {group[1].name}"
+      label = f"{workload.kind} step, {workload.model}, {group[0].name}"
       print(f"[bench] {seconds:3.0f} s: {label}", file=sys.stderr)
       rows += measure_group(workload, group)
-  machine = _report.machine()
+  described = machine.describe()
   load = f"{load} before; {_report.load_average()} after"
-  machine.append(("load average (1, 5, 15 min)", load))
-  copy = f"{bandwidth / 1e9:.1f} GB/s (x + 1 on {4 * copy_floats / 1e6:.0f} MB)"
-  machine.append(("copy bandwidth", copy))
-  machine.append(("wall time", f"{time.perf_counter() - start:.0f} s"))
-  return _report.Measurements(machine, bandwidth, rows)
+  described.append(("load average (1, 5, 15 min)", load))
+  megabytes = 4 * section.copy_floats / 1e6
+  copy = f"{bandwidth / 1e9:.1f} GB/s (x + 1 on {megabytes:.0f} MB)"
+  described.append(("copy bandwidth", copy))
+  described.append(("wall time", f"{time.perf_counter() - start:.0f} s"))
+  return _report.Measurements(described, bandwidth, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="a smoke test")
+  parser.add_argument(
+    "--section",
+    choices=sorted(SECTIONS),
+    help="run this section instead of the backend's (--quick or --output)",
+  )
   parser.add_argument("--output", type=pathlib.Path, help="the report file")
   args = parser.parse_args(argv)
-  measured = measure(QUICK, 10**6) if args.quick else measure(FULL)
-  report = _report.render(measured, period=PERIOD)
+  backend = jax.default_backend()
+  own = "cpu" if backend == "cpu" else "accelerator"
+  if args.section not in (None, own) and not (args.quick or args.output):
+    parser.error(
+      f"--section {args.section} on a {backend} needs --quick or --output:"
+      f" the default file holds the {own} section."
+    )
+  section = SECTIONS[args.section or own](args.quick)
+  report = _report.render(measure(section), section.notes, period=PERIOD)
   print(report)
-  output = args.output or (None if args.quick else RESULTS)
+  default = (
+    RESULTS if backend == "cpu" else RESULTS.with_name(f"results-{backend}.md")
+  )
+  output = args.output or (None if args.quick else default)
   if output is not None:
     output.write_text(report, encoding="utf-8")
 

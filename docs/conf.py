@@ -13,6 +13,7 @@ DOCS = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # optax_prox, also without installing
 sys.path.insert(0, str(DOCS / "ext"))
 
+import jax  # noqa: E402
 import optax  # noqa: E402
 from sphinx.application import Sphinx  # noqa: E402
 from sphinx.util import typing as sphinx_typing  # noqa: E402
@@ -30,6 +31,7 @@ extensions = [
   "sphinx.ext.autodoc",
   "sphinx.ext.napoleon",
   "sphinx.ext.mathjax",
+  "sphinx_copybutton",
   "coverage_check",
 ]
 
@@ -58,19 +60,37 @@ html_title = f"optax_prox {release}"
 _mathjax_package = importlib.util.find_spec("sphinx-mathjax-offline")
 assert _mathjax_package is not None and _mathjax_package.origin is not None
 MATHJAX = pathlib.Path(_mathjax_package.origin).parent / "static" / "mathjax"
-html_static_path = [str(MATHJAX / "tex-svg.js")]
+html_static_path = ["_static", str(MATHJAX / "tex-svg.js")]
+html_css_files = ["custom.css"]  # wide tables scroll instead of being clipped
 mathjax_path = "tex-svg.js"
 html_theme_options = {
   "show_toc_level": 2,
   "use_download_button": False,
 }
 
-# Signatures print optax's type aliases by their names, not expanded into
-# unions of a dozen array types.
+# The copy button copies the code without its prompts and doctest output:
+# ">>> " and "... " for Python, "$ " for a shell.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
+
+# Signatures print the type aliases of optax and jax by their names, not
+# expanded into unions of a dozen array types. The longest expansions are
+# replaced first: optax.ScalarOrSchedule's contains optax.Schedule's.
 TYPE_ALIASES = {
   "optax.ScalarOrSchedule": optax.ScalarOrSchedule,
+  "optax.Schedule": optax.Schedule,
   "PyTree": optax.Params,  # also optax.Updates and optax.OptState
+  "DTypeLike": jax.typing.DTypeLike,
 }
+EXPANSIONS = sorted(
+  (
+    (sphinx_typing.stringify_annotation(value, "smart"), alias)
+    for alias, value in TYPE_ALIASES.items()
+  ),
+  key=lambda expansion: len(expansion[0]),
+  reverse=True,
+)
 
 
 def shorten_type_aliases(
@@ -84,8 +104,9 @@ def shorten_type_aliases(
 ) -> tuple[str | None, str | None]:
   """Replaces the expanded type aliases in a signature by their names."""
   del app, what, name, obj, options
-  for alias, value in TYPE_ALIASES.items():
-    expanded = sphinx_typing.stringify_annotation(value, "smart")
+  if signature:  # Sphinx prints Callable[..., T] as Callable[[...], T]
+    signature = signature.replace("[[...], ", "[..., ")
+  for expanded, alias in EXPANSIONS:
     if signature:
       signature = signature.replace(expanded, alias)
     if return_annotation:

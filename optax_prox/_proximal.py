@@ -1,6 +1,9 @@
 r"""The proximal pull toward an anchor, refreshed every ``period`` steps."""
 
-from typing import Any, NamedTuple, cast
+from collections.abc import Iterator
+import contextlib
+import contextvars
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -15,9 +18,38 @@ NO_PARAMS_MESSAGE = (
   " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
 )
 
-# counts[1] before an update that takes a new anchor: at init, after
+# The position before an update that takes a new anchor: at init, after
 # `restart_inner_loop`, and after the last update of each inner loop.
 REFRESH_DUE = -1
+
+RefreshStrategy = Literal["cond", "select"]
+_refresh_strategy: contextvars.ContextVar[RefreshStrategy] = (
+  contextvars.ContextVar("optax_prox_refresh_strategy", default="cond")
+)
+
+
+@contextlib.contextmanager
+def refresh_strategy(name: RefreshStrategy) -> Iterator[None]:
+  """How the optimizers constructed inside this block refresh the anchor.
+
+  For the benchmark, which compares the two on each backend. ``"cond"`` (the
+  default) writes the anchor once per inner loop, inside a ``lax.cond``;
+  ``"select"`` writes it on every step with a branch-free ``jnp.where``, as
+  optax's lookahead syncs its slow weights. The results are the same.
+
+  Args:
+    name: ``"cond"`` or ``"select"``.
+
+  Yields:
+    Nothing; the strategy is read when a transformation is constructed.
+  """
+  if name not in ("cond", "select"):
+    raise ValueError(f"name must be 'cond' or 'select', got {name!r}.")
+  token = _refresh_strategy.set(name)
+  try:
+    yield
+  finally:
+    _refresh_strategy.reset(token)
 
 
 class ProximalRegularizeState(NamedTuple):
@@ -28,32 +60,33 @@ class ProximalRegularizeState(NamedTuple):
       of the current inner loop (or what :func:`optax_prox.set_anchor` put
       there). Same tree as the params, each leaf of the param's shape and of
       ``anchor_dtype`` (default: the param's dtype).
-    counts: both counters in one ``int32[2]`` array (a jitted step passes
-      one buffer for them, not two). ``counts[0]`` is the number of updates
-      applied so far, :math:`k`, saturating at ``2**31 - 1``: the step at
-      which schedules are evaluated. ``counts[1]`` is the inner position
-      :math:`i` of the *next* update, or ``-1`` when the next update takes a
-      new anchor and counts as :math:`i = 0` (at init, after the last update
-      of each inner loop, and after :func:`optax_prox.restart_inner_loop`).
-      The anchor refresh and the :math:`1/(i+1)` step size of
-      :func:`optax_prox.trajectory_regularized` both read ``counts[1]``, so
-      they cannot drift apart.
+    step: an ``int32`` scalar, the number of updates applied so far,
+      :math:`k`, saturating at ``2**31 - 1``: the step at which schedules
+      are evaluated.
+    position: an ``int32`` scalar, the inner position :math:`i` of the
+      *next* update, or ``-1`` when the next update takes a new anchor and
+      counts as :math:`i = 0` (at init, after the last update of each inner
+      loop, and after :func:`optax_prox.restart_inner_loop`). The anchor
+      refresh and the :math:`1/(i+1)` step size of
+      :func:`optax_prox.trajectory_regularized` both read it, so they cannot
+      drift apart.
   """
 
   anchor: optax.Params
-  counts: jax.Array
+  step: jax.Array
+  position: jax.Array
 
 
 def step_and_position(state: ProximalRegularizeState) -> tuple[Any, Any]:
   """The step ``k`` and inner position ``i`` of the next update."""
-  return state.counts[0], jnp.maximum(state.counts[1], 0)
+  return state.step, jnp.maximum(state.position, 0)
 
 
 def proximal_regularize(
   strength: optax.ScalarOrSchedule,
-  period: int | None = None,
+  period: int | None,
   *,
-  anchor_dtype: Any | None = None,
+  anchor_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adds the gradient of a proximal term around an anchor.
 
@@ -72,20 +105,24 @@ def proximal_regularize(
   Regularized Algorithm of Zhang et al.). On a step with :math:`i = 0` the
   term is exactly zero. Chain it before any optimizer.
 
+  This is the pull alone. :func:`optax_prox.trsgd` adds the same pull with
+  ``strength = 2 * lambda_w / learning_rate`` and ``period=10`` by default,
+  and also divides the step size by :math:`i + 1`, which a chain with this
+  transformation does not (see :func:`optax_prox.inner_loop_schedule`).
+
   With ``period=None`` the anchor is taken on the first update only (or is
   the one given by :func:`optax_prox.set_anchor`) and never refreshed: the
-  pull toward fixed weights of L2-SP fine-tuning, or of a FedProx client
-  (:func:`optax_prox.restart_inner_loop` or :func:`optax_prox.set_anchor`
-  at each round). :func:`optax_prox.restart_inner_loop` makes the next update
-  take a new anchor in either case.
+  pull toward fixed weights of L2-SP fine-tuning, or of a FedProx client.
+  :func:`optax_prox.restart_inner_loop` makes the next update take a new
+  anchor in either case.
 
   Args:
     strength: the proximal strength :math:`\mu_k \ge 0`, a float or a
       schedule of :math:`k`. 0 leaves the updates unchanged.
     period: the inner-loop length :math:`S`, a static Python int in
       :math:`[1, 2^{31} - 1]` (1 refreshes the anchor every step, which
-      leaves the updates unchanged), or None for an anchor that is never
-      refreshed.
+      leaves the updates unchanged), or None, spelled out, for an anchor
+      that is never refreshed.
     anchor_dtype: dtype to store the anchor in (e.g. ``jnp.bfloat16`` halves
       its memory); default: each param's own dtype.
 
@@ -134,6 +171,7 @@ def proximal_regularize(
         f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
         f" {anchor_dtype}."
       )
+  refresh_anchor = _REFRESHES[_refresh_strategy.get()]
 
   def init_fn(params: optax.Params) -> ProximalRegularizeState:
 
@@ -148,7 +186,8 @@ def proximal_regularize(
 
     return ProximalRegularizeState(
       anchor=jax.tree.map(zeros_placed_like, params),
-      counts=jnp.array([0, REFRESH_DUE], jnp.int32),
+      step=jnp.zeros([], jnp.int32),
+      position=jnp.full([], REFRESH_DUE, jnp.int32),
     )
 
   def update_fn(
@@ -165,19 +204,8 @@ def proximal_regularize(
     _validation.check_like_anchor("updates", updates, state.anchor)
     step, position = step_and_position(state)
     mu = strength(step) if callable(strength) else strength
-    refresh = state.counts[1] == REFRESH_DUE
-
-    # A cond, not a select: the anchor is written once per inner loop. The
-    # pull reads the cond's result, not the old anchor: a read of the old
-    # anchor beside a cond that may overwrite it made XLA copy the anchor and
-    # the params on every step; this way a donated anchor is updated in place.
-    anchor = jax.lax.cond(
-      refresh,
-      lambda p, a: jax.tree.map(lambda p, a: p.astype(a.dtype), p, a),
-      lambda p, a: a,
-      params,
-      state.anchor,
-    )
+    refresh = state.position == REFRESH_DUE
+    anchor = refresh_anchor(refresh, params, state.anchor)
 
     def pull(g: jax.Array, p: jax.Array, a: jax.Array) -> jax.Array:
       # On a refresh step the difference is exactly 0, even when the anchor
@@ -195,7 +223,41 @@ def proximal_regularize(
       next_position = jnp.where(
         position == np.iinfo(np.int32).max, position, next_position
       )
-    counts = jnp.stack([optax.safe_increment(step), next_position])
-    return updates, ProximalRegularizeState(anchor, counts)
+    next_step = jnp.asarray(optax.safe_increment(step))
+    return updates, ProximalRegularizeState(anchor, next_step, next_position)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _cast_like(params: optax.Params, anchor: optax.Params) -> optax.Params:
+  cast_params: optax.Params = jax.tree.map(
+    lambda p, a: p.astype(a.dtype), params, anchor
+  )
+  return cast_params
+
+
+def _refresh_by_cond(
+  refresh: jax.Array, params: optax.Params, anchor: optax.Params
+) -> optax.Params:
+  # Writes the anchor once per inner loop. The pull reads this result, not
+  # the old anchor: a read of the old anchor beside a cond that may
+  # overwrite it made XLA copy the anchor and the params on every step; this
+  # way a donated anchor is updated in place.
+  new_anchor: optax.Params = jax.lax.cond(
+    refresh, _cast_like, lambda p, a: a, params, anchor
+  )
+  return new_anchor
+
+
+def _refresh_by_select(
+  refresh: jax.Array, params: optax.Params, anchor: optax.Params
+) -> optax.Params:
+  # Branch-free: reads the params and writes the anchor on every step, but
+  # needs no predicate on the host (XLA:GPU copies a cond's predicate there).
+  new_anchor: optax.Params = jax.tree.map(
+    lambda p, a: jnp.where(refresh, p, a), _cast_like(params, anchor), anchor
+  )
+  return new_anchor
+
+
+_REFRESHES = {"cond": _refresh_by_cond, "select": _refresh_by_select}

@@ -1,7 +1,8 @@
-r"""The reference's SGD-momentum and Adam directions, as optax transformations.
+r"""The reference's Adam direction and its step, as optax transformations.
 
 Private: :func:`optax_prox.trsgd` and :func:`optax_prox.tradam` build on
-them. Both leave the learning rate to the caller.
+them (trsgd's heavy ball is ``optax.trace``). They leave the learning rate to
+the caller.
 """
 
 from typing import Any, cast
@@ -41,40 +42,6 @@ def descend(step_size: jax.Array) -> optax.GradientTransformation:
   return optax.GradientTransformation(
     lambda params: optax.EmptyState(), update_fn
   )
-
-
-def heavy_ball(momentum: Any, nesterov: bool) -> optax.GradientTransformation:
-  r"""Heavy-ball momentum :math:`b \leftarrow m b + g`, without a buffer at 0.
-
-  A momentum of exactly 0 at init stores no buffer. The update reads the
-  state to know which case it is in: under ``optax.inject_hyperparams`` the
-  momentum is traced there and cannot be inspected, and the state tree must
-  stay the one ``init`` made.
-  """
-  with_buffer = optax.trace(decay=momentum, nesterov=nesterov)
-  concrete = _validation.concrete_float(momentum)
-
-  def init_fn(params: optax.Params) -> optax.OptState:
-    if concrete == 0:
-      return optax.EmptyState()
-    return with_buffer.init(params)
-
-  def update_fn(
-    updates: optax.Updates,
-    state: optax.OptState,
-    params: optax.Params | None = None,
-  ) -> tuple[optax.Updates, optax.OptState]:
-    if isinstance(state, optax.EmptyState):
-      if concrete not in (None, 0):
-        raise ValueError(
-          f"momentum is {concrete}, but the optimizer state was made with"
-          " momentum 0, which stores no momentum buffer: call `init` again"
-          " with the new momentum."
-        )
-      return updates, state
-    return with_buffer.update(updates, state, params)
-
-  return optax.GradientTransformation(init_fn, update_fn)
 
 
 def scale_by_reference_adam(

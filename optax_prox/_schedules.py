@@ -2,6 +2,7 @@ r"""The schedules of the Trajectory Regularized Algorithm."""
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -68,18 +69,23 @@ def inner_loop_schedule(
 
 
 def coupled_strength(
-  learning_rate: optax.ScalarOrSchedule, lambda_w: Any
+  learning_rate: optax.ScalarOrSchedule, lambda_w: optax.ScalarOrSchedule
 ) -> optax.ScalarOrSchedule:
-  r"""The reference's strength :math:`\mu_k = 2\lambda_w / \eta_k`.
+  r"""The reference's strength :math:`\mu_k = 2\lambda_w(k) / \eta_k`.
 
   Where :math:`\eta_k \le 0` (a warm-up from zero, a decay to zero) there is
-  no proximal pull, :math:`\mu_k = 0`, instead of a division by zero.
+  no proximal pull, :math:`\mu_k = 0`, instead of a division by zero. A
+  schedule when either argument is one, else a scalar.
   """
 
   def strength_at(count: Any) -> Any:
     eta = jnp.asarray(value_at(learning_rate, count))
     positive = eta > 0
     safe_eta = jnp.where(positive, eta, jnp.ones_like(eta))
-    return jnp.where(positive, 2 * lambda_w / safe_eta, jnp.zeros_like(eta))
+    pull = 2 * value_at(lambda_w, count)
+    return jnp.where(positive, pull / safe_eta, jnp.zeros_like(eta))
 
-  return strength_at if callable(learning_rate) else strength_at(None)
+  if callable(learning_rate) or callable(lambda_w):
+    return strength_at
+  constant: jax.Array = strength_at(None)
+  return constant

@@ -3,7 +3,9 @@ r"""Helpers that read or change the anchor inside any optimizer state.
 Each takes a whole optimizer state, wherever :func:`proximal_regularize`'s
 :class:`ProximalRegularizeState` sits in it: a chain, ``optax.masked``,
 ``optax.MultiSteps``, ``optax.inject_hyperparams``, or the ``opt_state`` of a
-flax ``nnx.Optimizer``. They are pure functions and can be jitted.
+flax ``nnx.Optimizer``. They are pure functions and can be jitted: each
+returns a new state, which the caller assigns (``state = restart_inner_loop(
+state)``; with flax.nnx, ``optimizer.opt_state = ...``).
 """
 
 from collections.abc import Callable
@@ -11,24 +13,31 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from optax_prox import _proximal
 from optax_prox import _validation
 
 _State = _proximal.ProximalRegularizeState
+_PARAMS_OF_A_MODEL = "its parameters, `nnx.state(model, nnx.Param)`"
 
 
-def _is_ours(node: Any) -> bool:
+def _is_proximal_state(node: Any) -> bool:
   return isinstance(node, _proximal.ProximalRegularizeState)
 
 
-def _ours(opt_state: optax.OptState, caller: str) -> list[_State]:
+def _proximal_states(opt_state: optax.OptState, caller: str) -> list[_State]:
+  """Every :class:`ProximalRegularizeState` in ``opt_state``; at least one."""
+  _validation.check_not_nnx_object(
+    "opt_state",
+    opt_state,
+    "the optimizer's state, `optimizer.opt_state`, and assign the result"
+    " back to it",
+  )
   found = [
     node
-    for node in jax.tree.leaves(opt_state, is_leaf=_is_ours)
-    if _is_ours(node)
+    for node in jax.tree.leaves(opt_state, is_leaf=_is_proximal_state)
+    if _is_proximal_state(node)
   ]
   if not found:
     raise ValueError(
@@ -39,22 +48,29 @@ def _ours(opt_state: optax.OptState, caller: str) -> list[_State]:
   return found
 
 
-def _replace_ours(
+def _map_proximal_states(
   opt_state: optax.OptState, caller: str, replace: Callable[[_State], _State]
 ) -> optax.OptState:
-  _ours(opt_state, caller)
+  """``opt_state`` with ``replace`` applied to each of its proximal states."""
+  _proximal_states(opt_state, caller)
   new_state: optax.OptState = jax.tree.map(
-    lambda node: replace(node) if _is_ours(node) else node,
+    lambda node: replace(node) if _is_proximal_state(node) else node,
     opt_state,
-    is_leaf=_is_ours,
+    is_leaf=_is_proximal_state,
   )
   return new_state
 
 
 def _with_position(state: _State, position: Callable[[Any], Any]) -> _State:
   # jax.tree.map reaches the array inside an nnx.Variable, and keeps it.
-  counts = jax.tree.map(lambda c: c.at[1].set(position(c[1])), state.counts)
-  return state._replace(counts=counts)
+  return state._replace(position=jax.tree.map(position, state.position))
+
+
+def _has_masked_leaves(tree: Any) -> bool:
+  def is_masked(node: Any) -> bool:
+    return isinstance(node, optax.MaskedNode)
+
+  return any(map(is_masked, jax.tree.leaves(tree, is_leaf=is_masked)))
 
 
 def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
@@ -73,7 +89,10 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
       :class:`ProximalRegularizeState` (all of them, if several).
 
   Returns:
-    The same state with every inner loop restarted.
+    A new state, every inner loop restarted; the one passed in is unchanged,
+    so assign the result: ``state = restart_inner_loop(state)`` (with
+    flax.nnx, ``optimizer.opt_state = restart_inner_loop(
+    optimizer.opt_state)``).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -93,7 +112,7 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
     >>> print(updates)  # position 0: the full step, a new anchor
     [-0.1]
   """
-  return _replace_ours(
+  return _map_proximal_states(
     opt_state,
     "restart_inner_loop",
     lambda state: _with_position(
@@ -104,34 +123,15 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
 
 def _new_anchor(anchor: Any, stored: Any) -> Any:
   """``anchor`` cast leaf by leaf onto the tree and dtypes of ``stored``."""
-  given = _validation.leaves_by_path(anchor)
-  wanted = _validation.leaves_by_path(stored)
-  missing = sorted(set(wanted) - set(given))
-  if missing:
-    raise ValueError(
-      f"anchor has no leaf at {_validation.describe_paths(missing)}: pass a"
-      " tree with the params' structure (for flax.nnx,"
-      " `nnx.state(model, nnx.Param)`)."
-    )
-  has_masked_leaves = any(
-    isinstance(node, optax.MaskedNode)
-    for node in jax.tree.leaves(
-      stored, is_leaf=lambda n: isinstance(n, optax.MaskedNode)
-    )
+  _validation.check_not_nnx_object("anchor", anchor, _PARAMS_OF_A_MODEL)
+  given = _validation.check_same_leaves(
+    "anchor",
+    anchor,
+    stored,
+    fix="Pass a tree with the params' structure and shapes (for flax.nnx,"
+    " `nnx.state(model, nnx.Param)`).",
+    extra_leaves_ok=_has_masked_leaves(stored),
   )
-  unexpected = sorted(set(given) - set(wanted))
-  if unexpected and not has_masked_leaves:
-    raise ValueError(
-      "anchor has leaves that the params do not have:"
-      f" {_validation.describe_paths(unexpected)}. Pass a tree with the"
-      " params' structure."
-    )
-  for path, leaf in wanted.items():
-    if np.shape(given[path]) != np.shape(leaf):
-      raise ValueError(
-        f"anchor{path} has shape {np.shape(given[path])}, but the param"
-        f" there has shape {np.shape(leaf)}."
-      )
 
   def cast(path: Any, leaf: jax.Array) -> jax.Array:
     return jnp.asarray(given[_validation.path_key(path)], leaf.dtype)
@@ -161,20 +161,24 @@ def set_anchor(
       ``optax.masked`` leaves out are ignored).
 
   Returns:
-    The same state with the new anchor.
+    A new state with the new anchor; assign it (``state = set_anchor(state,
+    anchor)``): the state passed in is unchanged.
 
   Raises:
     ValueError: if ``anchor`` lacks a leaf of the params, has a leaf they do
       not have, or a leaf of another shape.
+    TypeError: if ``anchor`` is a flax.nnx module.
 
   Examples:
     >>> import jax.numpy as jnp
     >>> import optax
     >>> import optax_prox
-    >>> tx = optax.chain(optax_prox.proximal_regularize(strength=1.0),
-    ...                  optax.sgd(learning_rate=0.1))
+    >>> tx = optax.chain(
+    ...     optax_prox.proximal_regularize(strength=1.0, period=None),
+    ...     optax.sgd(learning_rate=0.1))
     >>> params = {"w": jnp.array([3.0])}
-    >>> state = optax_prox.set_anchor(tx.init(params), {"w": jnp.array([1.0])})
+    >>> state = optax_prox.set_anchor(tx.init(params),
+    ...                               {"w": jnp.array([1.0])})
     >>> updates, state = tx.update({"w": jnp.zeros(1)}, state, params)
     >>> print(updates["w"])  # -0.1 * 1.0 * (3 - 1)
     [-0.2]
@@ -184,13 +188,13 @@ def set_anchor(
     new = state._replace(anchor=_new_anchor(anchor, state.anchor))
     return _with_position(new, lambda p: jnp.maximum(p, 0))
 
-  return _replace_ours(opt_state, "set_anchor", replace)
+  return _map_proximal_states(opt_state, "set_anchor", replace)
 
 
 def anchor_distance(
   opt_state: optax.OptState, params: optax.Params
 ) -> jax.Array:
-  r"""The distance from the params to the anchor, the thing to log.
+  r"""The distance from the params to the anchor the next update pulls toward.
 
   .. math::
 
@@ -198,8 +202,11 @@ def anchor_distance(
       (w_j - a_j)^2\Big)^{1/2},
 
   computed in float32 over the leaves that carry an anchor (leaves that
-  ``optax.masked`` leaves out do not count). Right after the anchor is
-  refreshed it is 0, and it grows inside each inner loop.
+  ``optax.masked`` leaves out do not count). When the next update takes a
+  new anchor (at init, after the last update of an inner loop, after
+  :func:`restart_inner_loop`), that anchor is :math:`w` itself and the
+  distance is 0; it grows inside each inner loop. This is the quantity to
+  log to see how far the proximal term lets the params stray.
 
   Args:
     opt_state: an optimizer state that holds exactly one
@@ -210,40 +217,49 @@ def anchor_distance(
   Returns:
     A float32 scalar.
 
+  Raises:
+    ValueError: if ``opt_state`` holds no proximal state or several, or if
+      ``params`` lacks an anchored leaf, has a leaf the params do not have,
+      or a leaf of another shape.
+    TypeError: if ``params`` is a flax.nnx module.
+
   Examples:
     >>> import jax.numpy as jnp
+    >>> import optax
     >>> import optax_prox
-    >>> tx = optax_prox.trsgd(learning_rate=0.1)
+    >>> tx = optax_prox.trsgd(learning_rate=0.1, momentum=None)
     >>> params = {"w": jnp.array([3.0, 4.0])}
-    >>> state = optax_prox.set_anchor(tx.init(params),
-    ...                               {"w": jnp.zeros(2)})
+    >>> state = tx.init(params)
+    >>> print(optax_prox.anchor_distance(state, params))  # a new anchor next
+    0.0
+    >>> updates, state = tx.update({"w": jnp.array([-6.0, -8.0])}, state,
+    ...                            params)
+    >>> params = optax.apply_updates(params, updates)  # one step from it
     >>> print(optax_prox.anchor_distance(state, params))
-    5.0
+    1.0
   """
-  found = _ours(opt_state, "anchor_distance")
+  found = _proximal_states(opt_state, "anchor_distance")
   if len(found) > 1:
     raise ValueError(
       f"anchor_distance: opt_state holds {len(found)}"
       " ProximalRegularizeStates; pass the part of the state that holds"
       " the one you mean."
     )
-  anchored = _validation.leaves_by_path(found[0].anchor)
-  current = _validation.leaves_by_path(params)
-  missing = sorted(set(anchored) - set(current))
-  if missing:
-    raise ValueError(
-      f"params has no leaf at {_validation.describe_paths(missing)}, where"
-      " the state holds an anchor: pass the params the optimizer updates."
-    )
+  (state,) = found
+  _validation.check_not_nnx_object("params", params, _PARAMS_OF_A_MODEL)
+  current = _validation.check_same_leaves(
+    "params",
+    params,
+    state.anchor,
+    fix="Pass the params the optimizer updates.",
+    extra_leaves_ok=_has_masked_leaves(state.anchor),
+  )
   total = jnp.zeros([], jnp.float32)
-  for path, anchor in anchored.items():
-    if np.shape(current[path]) != np.shape(anchor):
-      raise ValueError(
-        f"params{path} has shape {np.shape(current[path])}, but its anchor"
-        f" has shape {np.shape(anchor)}."
-      )
+  for path, anchor in _validation.leaves_by_path(state.anchor).items():
     diff = jnp.asarray(current[path], jnp.float32) - jnp.asarray(
       anchor, jnp.float32
     )
     total = total + jnp.sum(diff * diff)
-  return jnp.sqrt(total)
+  (position,) = jax.tree.leaves(state.position)  # also inside nnx.Variable
+  refresh_due = position == _proximal.REFRESH_DUE
+  return jnp.where(refresh_due, jnp.zeros_like(total), jnp.sqrt(total))

@@ -51,9 +51,9 @@ def _regularized(
   make_optimizer: OptimizerFactory,
   learning_rate: optax.ScalarOrSchedule,
   period: int,
-  lambda_w: Any | None,
+  lambda_w: optax.ScalarOrSchedule | None,
   weight_decay: optax.ScalarOrSchedule,
-  anchor_dtype: Any | None,
+  anchor_dtype: jax.typing.DTypeLike | None,
 ) -> optax.GradientTransformationExtraArgs:
   """Checks the shared arguments and builds the transformation."""
   if period is None:
@@ -127,13 +127,13 @@ def _descending(direction: optax.GradientTransformation) -> OptimizerFactory:
 
 
 def trajectory_regularized(
-  optimizer: Callable[[optax.ScalarOrSchedule], optax.GradientTransformation],
+  optimizer: Callable[..., optax.GradientTransformation],
   learning_rate: optax.ScalarOrSchedule,
   *,
   period: int = 10,
-  lambda_w: Any | None = None,
-  weight_decay: Any = 0.0,
-  anchor_dtype: Any | None = None,
+  lambda_w: optax.ScalarOrSchedule | None = None,
+  weight_decay: optax.ScalarOrSchedule = 0.0,
+  anchor_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Wraps an optimizer in the Trajectory Regularized Algorithm.
 
@@ -144,14 +144,15 @@ def trajectory_regularized(
 
     a &\leftarrow w_k \quad \text{if } i = 0, \\
     g &\leftarrow \nabla f(w_k) + \mu_k (w_k - a) + \mathrm{wd}\, w_k,
-    \qquad \mu_k = 2 \lambda_w / \eta_k, \\
+    \qquad \mu_k = 2 \lambda_w(k) / \eta_k, \\
     w &\leftarrow \text{optimizer step on } g \text{ with step size }
     \eta_k / (i + 1),
 
   that is, :func:`proximal_regularize` with :math:`\mu_k`, then L2 weight
   decay, then the optimizer built with the step size
   :math:`\eta_k / (i + 1)`. Because :math:`\mu_k \eta_k = 2 \lambda_w`, the
-  proximal pull per step does not change when the outer schedule decays.
+  proximal pull per step does not change when the outer schedule decays
+  (unless :math:`\lambda_w` is itself a schedule).
   Where :math:`\eta_k = 0` the pull is switched off (:math:`\mu_k = 0`): the
   step is zero there anyway.
 
@@ -164,16 +165,17 @@ def trajectory_regularized(
   (every optax optimizer does).
 
   Args:
-    optimizer: an optax optimizer factory whose first argument is the
+    optimizer: an optax optimizer factory (not an optimizer: pass
+      ``optax.adam``, not ``optax.adam(1e-3)``) whose first argument is the
       learning rate, such as ``optax.adamw``, ``optax.lion`` or
       ``functools.partial(optax.sgd, momentum=0.9)``.
     learning_rate: the outer learning rate :math:`\eta_k`, a float or a
       schedule.
     period: the inner-loop length :math:`S`, a Python int (the reference's
       default is 10).
-    lambda_w: the reference's :math:`\lambda_w \ge 0`; defaults to
-      :math:`0.1 \eta_0`. 0 leaves the inner-loop step size alone, without
-      a pull.
+    lambda_w: the reference's :math:`\lambda_w \ge 0`, a float or a
+      schedule of :math:`k`; defaults to :math:`0.1 \eta_0`. 0 leaves the
+      inner-loop step size alone, without a pull.
     weight_decay: L2 weight decay :math:`\mathrm{wd}`, a float or a
       schedule, added to the gradient after the proximal term (the
       reference's ``weight_decay``).
@@ -182,6 +184,10 @@ def trajectory_regularized(
   Returns:
     An :class:`optax.GradientTransformationExtraArgs` whose ``update``
     requires ``params``; its state is a :class:`TrajectoryRegularizedState`.
+
+  Raises:
+    TypeError: if ``optimizer`` is not a factory (an optimizer instance, for
+      example), or ``period`` is not an int.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -200,6 +206,19 @@ def trajectory_regularized(
     Neural Networks with Small Batch Sizes
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
+  if isinstance(optimizer, optax.GradientTransformation):
+    raise TypeError(
+      "optimizer must be an optax optimizer factory, which"
+      " trajectory_regularized calls with the step size on every update;"
+      " got an optimizer already built. Pass `optax.adam`, not"
+      " `optax.adam(1e-3)` (and functools.partial(optax.adam, b1=0.95) to"
+      " set its other arguments)."
+    )
+  if not callable(optimizer):
+    raise TypeError(
+      "optimizer must be an optax optimizer factory such as optax.adam,"
+      f" got {optimizer!r} of type {type(optimizer).__name__}."
+    )
 
   def make_optimizer(
     step_size: jax.Array, params: optax.Params
@@ -216,11 +235,11 @@ def trsgd(
   learning_rate: optax.ScalarOrSchedule,
   *,
   period: int = 10,
-  lambda_w: Any | None = None,
-  momentum: Any = 0.9,
+  lambda_w: optax.ScalarOrSchedule | None = None,
+  momentum: float | jax.Array | None = 0.9,
   nesterov: bool = False,
-  weight_decay: Any = 0.0,
-  anchor_dtype: Any | None = None,
+  weight_decay: optax.ScalarOrSchedule = 0.0,
+  anchor_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""TRSGD: heavy-ball SGD in the Trajectory Regularized Algorithm.
 
@@ -229,18 +248,24 @@ def trsgd(
     a &\leftarrow w_k \quad \text{if } i = 0, \qquad i = k \bmod S, \\
     g &\leftarrow \nabla f(w_k) + \tfrac{2\lambda_w}{\eta_k}(w_k - a)
       + \mathrm{wd}\, w_k, \\
-    b &\leftarrow m\, b + g, \qquad
+    b &\leftarrow \gamma\, b + g, \qquad
     w \leftarrow w - \tfrac{\eta_k}{i + 1}\, b
 
-  (with ``nesterov=True`` the step uses :math:`g + m b` instead of
-  :math:`b`). See :func:`trajectory_regularized`.
+  where :math:`b` is the momentum buffer and :math:`\gamma` the momentum
+  (with ``nesterov=True`` the step uses :math:`g + \gamma b` instead of
+  :math:`b`; with ``momentum=None`` there is no buffer and the step uses
+  :math:`g`). :math:`\mathrm{wd}` is the L2 weight decay. See
+  :func:`trajectory_regularized`.
 
   Args:
     learning_rate: the outer learning rate :math:`\eta_k`, float or schedule.
     period: the inner-loop length :math:`S`.
-    lambda_w: :math:`\lambda_w \ge 0`; defaults to :math:`0.1 \eta_0`.
-    momentum: the heavy-ball coefficient :math:`m \in [0, 1)`.
-    nesterov: use Nesterov momentum.
+    lambda_w: :math:`\lambda_w \ge 0`, float or schedule; defaults to
+      :math:`0.1 \eta_0`.
+    momentum: the heavy-ball coefficient :math:`\gamma \in [0, 1)`, or None for
+      plain SGD without a momentum buffer (as ``optax.sgd``: 0.0 keeps a
+      buffer).
+    nesterov: use Nesterov momentum (needs a momentum).
     weight_decay: L2 weight decay :math:`\mathrm{wd}`.
     anchor_dtype: dtype to store the anchor in; default each param's dtype.
 
@@ -269,9 +294,18 @@ def trsgd(
     Neural Networks with Small Batch Sizes
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
-  _validation.check_fraction("momentum", momentum)
+  if momentum is None:
+    if nesterov:
+      raise ValueError(
+        "nesterov=True needs a momentum, but momentum is None: pass"
+        " momentum=0.9 (for example), or nesterov=False."
+      )
+    direction = optax.identity()
+  else:
+    _validation.check_fraction("momentum", momentum)
+    direction = optax.trace(decay=momentum, nesterov=nesterov)
   return _regularized(
-    _descending(_reference_rules.heavy_ball(momentum, nesterov)),
+    _descending(direction),
     learning_rate,
     period,
     lambda_w,
@@ -284,12 +318,12 @@ def tradam(
   learning_rate: optax.ScalarOrSchedule,
   *,
   period: int = 10,
-  lambda_w: Any | None = None,
-  b1: Any = 0.9,
-  b2: Any = 0.999,
-  eps: Any = 1e-8,
-  weight_decay: Any = 0.0,
-  anchor_dtype: Any | None = None,
+  lambda_w: optax.ScalarOrSchedule | None = None,
+  b1: float | jax.Array = 0.9,
+  b2: float | jax.Array = 0.999,
+  eps: float | jax.Array = 1e-8,
+  weight_decay: optax.ScalarOrSchedule = 0.0,
+  anchor_dtype: jax.typing.DTypeLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
   r"""TRAdam: Adam in the Trajectory Regularized Algorithm.
 
@@ -301,15 +335,19 @@ def tradam(
     m &\leftarrow \beta_1 m + (1 - \beta_1) g, \qquad
     v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \\
     w &\leftarrow w - \tfrac{\eta_k}{i + 1}\,
-      \frac{m / (1 - \beta_1^{k+1})}{\sqrt{v / (1 - \beta_2^{k+1})}
-      + \epsilon},
+      \frac{\sqrt{1 - \beta_2^{k+1}}}{1 - \beta_1^{k+1}}\,
+      \frac{m}{\sqrt{v} + \epsilon},
 
-  the bias correction counting all steps. See :func:`trajectory_regularized`.
+  where :math:`m` and :math:`v` are the first and second moments, the bias
+  correction counts all steps, and :math:`\epsilon` is added before the
+  bias correction, as in the reference (``optax.adam`` adds it after).
+  See :func:`trajectory_regularized`.
 
   Args:
     learning_rate: the outer learning rate :math:`\eta_k`, float or schedule.
     period: the inner-loop length :math:`S`.
-    lambda_w: :math:`\lambda_w \ge 0`; defaults to :math:`0.1 \eta_0`.
+    lambda_w: :math:`\lambda_w \ge 0`, float or schedule; defaults to
+      :math:`0.1 \eta_0`.
     b1: :math:`\beta_1 \in [0, 1)`.
     b2: :math:`\beta_2 \in [0, 1)`.
     eps: :math:`\epsilon`, added to the denominator.

@@ -7,6 +7,7 @@ argument, says what was wrong, and says how to fix it. Values that are traced
 """
 
 import math
+import sys
 from typing import Any
 
 import jax
@@ -50,7 +51,7 @@ def check_period(period: Any) -> int:
   return int(period)
 
 
-def check_nonnegative(name: str, value: Any, hint: str = "") -> None:
+def check_nonnegative(name: str, value: Any) -> None:
   """Checks that a scalar hyper-parameter is finite and >= 0.
 
   Schedules are checked at step 0; traced values are not checked.
@@ -59,14 +60,13 @@ def check_nonnegative(name: str, value: Any, hint: str = "") -> None:
   try:
     number = concrete_float(at_zero)
   except TypeError as error:
-    raise TypeError(f"{name}: {error}. {hint}".rstrip()) from None
+    raise TypeError(f"{name}: {error}.") from None
   if number is None:
     return
   where = " at step 0" if callable(value) else ""
   if math.isnan(number) or math.isinf(number) or number < 0:
     raise ValueError(
       f"{name} must be a finite number >= 0, got {number}{where}."
-      f" {hint}".rstrip()
     )
 
 
@@ -110,6 +110,96 @@ def describe_paths(paths: Any, limit: int = 3) -> str:
   )
 
 
+def _nnx_hint(tree: Any) -> str:
+  """Advice for a tree that holds flax.nnx variables other than ``Param``."""
+  nnx = sys.modules.get("flax.nnx")  # flax is not a dependency of ours
+  if nnx is None:
+    return ""
+  variables = jax.tree.leaves(
+    tree, is_leaf=lambda node: isinstance(node, nnx.Variable)
+  )
+  others = sorted(
+    {
+      type(v).__name__
+      for v in variables
+      if isinstance(v, nnx.Variable) and not isinstance(v, nnx.Param)
+    }
+  )
+  if not others:
+    return ""
+  return (
+    f" It holds flax.nnx variables that are not parameters"
+    f" ({', '.join(others)}): pass `nnx.state(model, nnx.Param)`."
+  )
+
+
+def check_not_nnx_object(name: str, tree: Any, instead: str) -> None:
+  """Refuses a flax.nnx module or optimizer where a tree of arrays is due.
+
+  Args:
+    name: the argument's name, as the message shows it.
+    tree: the argument.
+    instead: what to pass, the end of the message's last sentence.
+  """
+  nnx = sys.modules.get("flax.nnx")  # flax is not a dependency of ours
+  if nnx is None:
+    return
+  kinds = tuple(
+    kind
+    for kind in (
+      getattr(nnx, n, None) for n in ("Pytree", "Module", "Optimizer")
+    )
+    if isinstance(kind, type)
+  )
+  if isinstance(tree, kinds):
+    raise TypeError(
+      f"{name} is a flax.nnx {type(tree).__name__}, not a tree of arrays:"
+      f" pass {instead}."
+    )
+
+
+def check_same_leaves(
+  name: str,
+  tree: Any,
+  reference: Any,
+  *,
+  fix: str,
+  extra_leaves_ok: bool = False,
+) -> dict[str, Any]:
+  """Checks that ``tree`` has the leaves and leaf shapes of ``reference``.
+
+  Leaves are matched by path (:func:`leaves_by_path`), and ``reference`` is
+  what the optimizer state holds: the anchor, of the params' tree.
+
+  Args:
+    name: the argument's name, as the message shows it.
+    tree: the argument.
+    reference: the tree it must match.
+    fix: what to do instead, the message's last sentence.
+    extra_leaves_ok: accept leaves of ``tree`` that ``reference`` lacks
+      (those that ``optax.masked`` leaves out of the state).
+
+  Returns:
+    The leaves of ``tree`` by path.
+  """
+  given, wanted = leaves_by_path(tree), leaves_by_path(reference)
+  missing = set(wanted) - set(given)
+  unexpected = set() if extra_leaves_ok else set(given) - set(wanted)
+  if missing or unexpected:
+    raise ValueError(
+      f"{name} has a different tree from the params the optimizer state was"
+      f" initialized with (missing {describe_paths(missing)}; unexpected"
+      f" {describe_paths(unexpected)}).{_nnx_hint(tree)} {fix}"
+    )
+  for path, leaf in wanted.items():
+    if np.shape(given[path]) != np.shape(leaf):
+      raise ValueError(
+        f"{name}{path} has shape {np.shape(given[path])}, but the optimizer"
+        f" state was initialized with shape {np.shape(leaf)} there. {fix}"
+      )
+  return given
+
+
 def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
   """Checks that ``tree`` has the anchor's structure and leaf shapes.
 
@@ -118,29 +208,19 @@ def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
   deep inside the update.
   """
   structure: Any = jax.tree.structure(tree)  # PyTreeDef is untyped
-  if structure == jax.tree.structure(anchor):
-    pairs = zip(
-      jax.tree_util.tree_flatten_with_path(tree)[0], jax.tree.leaves(anchor)
-    )
-    for (path, leaf), anchored in pairs:
-      if np.shape(leaf) != np.shape(anchored):
-        raise ValueError(
-          f"{name}{jax.tree_util.keystr(path)} has shape"
-          f" {np.shape(leaf)}, but the optimizer state was initialized"
-          f" with shape {np.shape(anchored)} there. Pass {name} of the"
-          " shapes given to `init`, or call `init` again."
-        )
+  if structure == jax.tree.structure(anchor) and all(
+    np.shape(leaf) == np.shape(anchored)
+    for leaf, anchored in zip(jax.tree.leaves(tree), jax.tree.leaves(anchor))
+  ):
     return
-  ours, theirs = set(leaves_by_path(tree)), set(leaves_by_path(anchor))
-  detail = (
-    f"missing {describe_paths(theirs - ours)}; unexpected"
-    f" {describe_paths(ours - theirs)}"
-    if ours != theirs
-    else f"the same leaves in other containers: {jax.tree.structure(tree)}"
-    f" against {jax.tree.structure(anchor)}"
+  fix = (
+    f"Pass {name} with the tree and shapes given to `init` (with flax.nnx,"
+    " the same `wrt` filter), or call `init` again."
   )
-  raise ValueError(
-    f"{name} has a different tree from the params the optimizer state was"
-    f" initialized with ({detail}). Pass {name} with the tree given to"
-    " `init` (with flax.nnx, the same `wrt` filter), or call `init` again."
-  )
+  check_same_leaves(name, tree, anchor, fix=fix)
+  if structure != jax.tree.structure(anchor):
+    raise ValueError(
+      f"{name} has a different tree from the params the optimizer state was"
+      f" initialized with: the same leaves in other containers, {structure}"
+      f" against {jax.tree.structure(anchor)}. {fix}"
+    )

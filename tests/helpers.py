@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,27 +65,31 @@ class Piecewise:
 
 # ------------------------------------------------------- training loop ----
 
+Step = Callable[[Tree, Tree, Tree], tuple[Tree, Tree]]
+
+
+def update_and_apply(update: Callable[..., tuple[Tree, Tree]]) -> Step:
+  """One step: ``update(grads, state, params)``, applied to the params."""
+
+  def step(params: Tree, state: Tree, grads: Tree) -> tuple[Tree, Tree]:
+    updates, state = update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
 
 @functools.cache
 def train_step(
-  tx: optax.GradientTransformation,
-  *,
-  jit: bool = True,
-  donate: bool = False,
-) -> Callable[[Tree, Tree, Tree], tuple[Tree, Tree]]:
-  """One update applied to the params, jitted once per ``tx``.
+  tx: optax.GradientTransformation, *, donate: bool = False
+) -> Step:
+  """The step of ``tx``, jitted once per ``tx``.
 
   With ``donate=True`` the params and state passed in are donated to the
   step: their buffers are deleted by the call.
   """
-
-  def step(params: Tree, state: Tree, grads: Tree) -> tuple[Tree, Tree]:
-    updates, state = tx.update(grads, state, params)
-    return optax.apply_updates(params, updates), state
-
-  if not jit:
-    return step
-  return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+  return jax.jit(
+    update_and_apply(tx.update), donate_argnums=(0, 1) if donate else ()
+  )
 
 
 def run(
@@ -95,8 +100,7 @@ def run(
   *,
   state: Tree | None = None,
   start: int = 0,
-  jit: bool = True,
-  donate: bool = False,
+  step: Step | None = None,
 ) -> tuple[list[Tree], Tree]:
   """Applies ``steps`` updates; returns every params and the final state.
 
@@ -107,14 +111,14 @@ def run(
     steps: how many updates to apply.
     state: the state to start from; default ``tx.init(params)``.
     start: the step ``k`` of the first update, to resume a run.
-    jit: jit the step (update and apply), or run it eagerly.
-    donate: donate params and state to the jitted step. The params in the
-      returned trajectory are then deleted, all but the last.
+    step: the step to apply; default ``train_step(tx)``. After a step that
+      donates its inputs, the params in the returned trajectory are
+      deleted, all but the last.
 
   Returns:
     The params before the first and after each update, and the final state.
   """
-  step = train_step(tx, jit=jit, donate=donate)
+  step = train_step(tx) if step is None else step
   state = tx.init(params) if state is None else state
   trajectory = [params]
   for k in range(start, start + steps):
@@ -135,43 +139,14 @@ def save_and_restore(directory: Path, tree: Tree) -> Tree:
 # ---------------------------------------------------------- assertions ----
 
 
-def assert_same_layout(
-  actual: Tree, expected: Tree, *, shardings: bool = True
-) -> None:
-  """Asserts one tree structure, and equal shapes, dtypes and shardings."""
-  assert jax.tree.structure(actual) == jax.tree.structure(expected), (
-    f"{jax.tree.structure(actual)} != {jax.tree.structure(expected)}"
+def assert_trees_all_equal_shardings(*trees: Tree) -> None:
+  """Asserts one tree structure and equivalent shardings, leaf by leaf.
+
+  The sharding counterpart of ``chex.assert_trees_all_equal_shapes``, which
+  chex 0.1.92 lacks.
+  """
+  chex.assert_trees_all_equal_comparator(
+    lambda a, b: a.sharding.is_equivalent_to(b.sharding, a.ndim),
+    lambda a, b: f"laid out as {a.sharding} and as {b.sharding}",
+    *trees,
   )
-  for (path, a), b in zip(
-    jax.tree.leaves_with_path(actual), jax.tree.leaves(expected)
-  ):
-    where = jax.tree_util.keystr(path)
-    assert (jnp.shape(a), jnp.result_type(a)) == (
-      jnp.shape(b),
-      jnp.result_type(b),
-    ), (where, a, b)
-    if shardings:
-      assert a.sharding.is_equivalent_to(b.sharding, jnp.ndim(a)), (
-        f"{where} is laid out as {a.sharding}, expected {b.sharding}"
-      )
-
-
-def assert_trees_equal(
-  actual: Tree, expected: Tree, *, rtol: float = 0.0, atol: float = 0.0
-) -> None:
-  """Asserts equal leaves, bit for bit unless given a tolerance."""
-  assert jax.tree.structure(actual) == jax.tree.structure(expected)
-  for (path, a), b in zip(
-    jax.tree.leaves_with_path(actual), jax.tree.leaves(expected)
-  ):
-    a, b = (
-      np.asarray(x, np.float64)
-      if jnp.issubdtype(jnp.result_type(x), jnp.floating)
-      else np.asarray(x)
-      for x in (a, b)
-    )
-    message = f"at {jax.tree_util.keystr(path)}"
-    if rtol or atol:
-      np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=message)
-    else:
-      np.testing.assert_array_equal(a, b, err_msg=message)

@@ -24,12 +24,17 @@ def _trajectory(
   lr: LrFn,
   steps: int,
   period: int,
-  lambda_w: float | None,
+  lambda_w: float | LrFn | None,
   weight_decay: float,
   epoch_length: int | None,
 ) -> list[np.ndarray]:
-  """Runs the outer/inner loops; ``direction(g, k)`` is the optimizer."""
-  lambda_w = 0.1 * lr(0) if lambda_w is None else lambda_w
+  """Runs the outer/inner loops; ``direction(g, k)`` is the optimizer.
+
+  ``lambda_w`` may be a function of k (the library's extension: the
+  reference's is a constant).
+  """
+  default = 0.1 * lr(0)
+  lambda_at = lambda_w if callable(lambda_w) else lambda k: lambda_w
   w = np.asarray(w0, np.float64)
   anchor = None
   trajectory = [w]
@@ -39,7 +44,8 @@ def _trajectory(
     eta = lr(k)
     if i == 0:
       anchor = w.copy()
-    mu = 2 * lambda_w / eta if eta > 0 else 0.0
+    lam = lambda_at(k)
+    mu = 2 * (default if lam is None else lam) / eta if eta > 0 else 0.0
     g = grad_fn(w, k) + mu * (w - anchor) + weight_decay * w
     w = w - eta / (i + 1) * direction(g, k)
     trajectory.append(w)
@@ -53,7 +59,7 @@ def trsgd(
   steps: int,
   *,
   period: int,
-  lambda_w: float | None = None,
+  lambda_w: float | LrFn | None = None,
   momentum: float = 0.9,
   nesterov: bool = False,
   weight_decay: float = 0.0,
@@ -88,7 +94,7 @@ def tradam(
   steps: int,
   *,
   period: int,
-  lambda_w: float | None = None,
+  lambda_w: float | LrFn | None = None,
   b1: float = 0.9,
   b2: float = 0.999,
   eps: float = 1e-8,

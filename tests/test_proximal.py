@@ -5,6 +5,7 @@ optimizers drawn by Hypothesis; the generic properties of every optimizer of
 the library are in ``test_common.py``.
 """
 
+import chex
 import hypothesis
 import hypothesis.strategies as st
 import jax
@@ -35,7 +36,7 @@ def test_hand_traced_trajectory():
   prox_state = state[0]
   np.testing.assert_allclose(prox_state.anchor, [9.71475], rtol=1e-6)
   # 4 updates applied; the next one is at position 1 of its inner loop.
-  np.testing.assert_array_equal(prox_state.counts, [4, 1])
+  assert (int(prox_state.step), int(prox_state.position)) == (4, 1)
 
 
 def test_strength_schedule_is_evaluated_at_the_update_count():
@@ -60,16 +61,18 @@ def test_position_is_minus_one_exactly_when_the_next_update_refreshes():
   )
   params = jnp.asarray([1.0])
   state = tx.init(params)
-  positions = [int(state[0].counts[1])]
+  positions = [int(state[0].position)]
   for _ in range(7):
     updates, state = tx.update(jnp.ones(1), state, params)
     params = optax.apply_updates(params, updates)
-    positions.append(int(state[0].counts[1]))
+    positions.append(int(state[0].position))
   assert positions == [-1, 1, 2, -1, 1, 2, -1, 1]
 
 
 def test_without_a_period_the_first_params_stay_the_anchor():
-  tx = optax.chain(optax_prox.proximal_regularize(0.5), optax.sgd(0.1))
+  tx = optax.chain(
+    optax_prox.proximal_regularize(0.5, period=None), optax.sgd(0.1)
+  )
   trajectory, state = helpers.run(
     tx, lambda w, k: jnp.ones_like(w), jnp.asarray([10.0]), 25
   )
@@ -79,7 +82,7 @@ def test_without_a_period_the_first_params_stay_the_anchor():
   for _ in range(25):
     w = w - 0.1 * (1 + 0.5 * (w - 10.0))
   np.testing.assert_allclose(trajectory[-1], [w], rtol=1e-6)
-  assert int(state[0].counts[1]) == 25
+  assert int(state[0].position) == 25
 
 
 INT32_MAX = np.iinfo(np.int32).max
@@ -98,26 +101,27 @@ def test_counters_saturate_or_cycle_past_the_int32_limit(
   tx = optax_prox.proximal_regularize(jnp.asarray(1.0), period)
   params = jnp.ones(2)
   state = tx.init(params)._replace(
-    counts=jnp.asarray([INT32_MAX - 4, position], jnp.int32)
+    step=jnp.asarray(INT32_MAX - 4, jnp.int32),
+    position=jnp.asarray(position, jnp.int32),
   )
   for _ in range(8):
     _, state = tx.update(jnp.zeros(2), state, params)
-  np.testing.assert_array_equal(state.counts, [INT32_MAX, expected])
+  assert (int(state.step), int(state.position)) == (INT32_MAX, expected)
 
 
 def test_period_may_be_as_long_as_int32_allows():
   tx = optax_prox.proximal_regularize(1.0, INT32_MAX)
   params = jnp.ones(1)
   state = tx.init(params)._replace(
-    counts=jnp.asarray([5, INT32_MAX - 1], jnp.int32)
+    step=jnp.asarray(5, jnp.int32), position=jnp.asarray(INT32_MAX - 1)
   )
   _, state = tx.update(jnp.zeros(1), state, params)
-  np.testing.assert_array_equal(state.counts, [6, -1])
+  assert (int(state.step), int(state.position)) == (6, -1)
 
 
 SETTINGS = hypothesis.settings(
   derandomize=True,
-  max_examples=25,
+  max_examples=12,
   deadline=None,
   suppress_health_check=[hypothesis.HealthCheck.too_slow],
 )
@@ -248,3 +252,44 @@ def test_the_pull_is_strength_times_the_distance_to_the_anchor(
     u, g, pull = (np.asarray(x, np.float32) for x in (u, g, pull))
     rounding = 2 * float(jnp.finfo(p.dtype).eps) * (np.abs(g) + np.abs(pull))
     assert np.all(np.abs(u - (g + pull)) <= rounding)
+
+
+STRATEGY_CASES = {
+  "proximal_regularize": lambda: optax.chain(
+    optax_prox.proximal_regularize(0.7, period=3), optax.sgd(0.1)
+  ),
+  "trsgd-bf16-anchor": lambda: optax_prox.trsgd(
+    0.1, period=3, anchor_dtype=jnp.bfloat16
+  ),
+  "tradam": lambda: optax_prox.tradam(1e-2, period=4),
+}
+
+
+@pytest.mark.parametrize("make", STRATEGY_CASES.values(), ids=STRATEGY_CASES)
+def test_select_refresh_gives_the_cond_refresh_results(make):
+  # The benchmark's branch-free refresh must be the same algorithm: equal
+  # anchors, positions and updates over refreshes, a restart and set_anchor.
+  with optax_prox._proximal.refresh_strategy("select"):
+    select = make()
+  cond = make()
+  params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.ones(3)}
+  cond_state, select_state = cond.init(params), select.init(params)
+  cond_update, select_update = jax.jit(cond.update), jax.jit(select.update)
+  for k, (grads, _) in enumerate(noisy_steps(params, 9, seed=3)):
+    if k == 5:
+      cond_state = optax_prox.restart_inner_loop(cond_state)
+      select_state = optax_prox.restart_inner_loop(select_state)
+    if k == 7:
+      cond_state = optax_prox.set_anchor(cond_state, grads)
+      select_state = optax_prox.set_anchor(select_state, grads)
+    updates, cond_state = cond_update(grads, cond_state, params)
+    select_updates, select_state = select_update(grads, select_state, params)
+    chex.assert_trees_all_equal(select_updates, updates)
+    chex.assert_trees_all_equal(select_state, cond_state)
+    params = optax.apply_updates(params, updates)
+
+
+def test_an_unknown_refresh_strategy_is_refused():
+  with pytest.raises(ValueError, match="name must be 'cond' or 'select'"):
+    with optax_prox._proximal.refresh_strategy("where"):  # type: ignore[arg-type]
+      pass

@@ -9,11 +9,10 @@ the results equal a one-device run bit for bit, and an orbax checkpoint
 restores every shard where it was.
 """
 
-import os
 from pathlib import Path
-import sys
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType
@@ -23,12 +22,10 @@ import numpy as np
 import optax
 import pytest
 
+from examples import sharded_training
 import optax_prox
 from tests import conftest
 from tests import helpers
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-import sharded_training  # noqa: E402
 
 MESH_SHAPE = (4, 2)
 MESH_AXES = ("data", "model")
@@ -116,7 +113,8 @@ def test_sharded_updates_need_no_collectives_and_match_one_device(
   with jax.set_mesh(mesh):
     params = place_on(mesh, initial_params())
     state = jax.jit(tx.init)(params)
-    helpers.assert_same_layout(anchor_of(state), params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(anchor_of(state), params)
+    helpers.assert_trees_all_equal_shardings(anchor_of(state), params)
 
     step = helpers.train_step(tx)
     grads = helpers.tree_grad(params, 0)
@@ -130,10 +128,13 @@ def test_sharded_updates_need_no_collectives_and_match_one_device(
     trajectory, state = helpers.run(
       tx, helpers.tree_grad, trajectory[-1], STEPS - 1, state=state, start=1
     )
-  helpers.assert_same_layout(trajectory[-1], params)
-  helpers.assert_same_layout(anchor_of(state), params)
-  helpers.assert_same_layout(state, after_one_step)
-  helpers.assert_trees_equal(
+  layouts = (
+    (trajectory[-1], anchor_of(state), state),
+    (params, params, after_one_step),
+  )
+  chex.assert_trees_all_equal_shapes_and_dtypes(*layouts)
+  helpers.assert_trees_all_equal_shardings(*layouts)
+  chex.assert_trees_all_equal(
     (trajectory[-1], anchor_of(state)),
     (one_device[-1], anchor_of(one_device_state)),
   )
@@ -156,8 +157,9 @@ def test_checkpoint_restores_the_shardings_and_the_trajectory(
     )
     saved = (stopped[-1], stopped_state)
     restored = helpers.save_and_restore(tmp_path / "checkpoint", saved)
-    helpers.assert_same_layout(restored, saved)
-    helpers.assert_trees_equal(restored, saved)
+    chex.assert_trees_all_equal_shapes_and_dtypes(restored, saved)
+    helpers.assert_trees_all_equal_shardings(restored, saved)
+    chex.assert_trees_all_equal(restored, saved)
     resumed, resumed_state = helpers.run(
       tx,
       helpers.tree_grad,
@@ -166,7 +168,7 @@ def test_checkpoint_restores_the_shardings_and_the_trajectory(
       state=restored[1],
       start=stop,
     )
-  helpers.assert_trees_equal(
+  chex.assert_trees_all_equal(
     (resumed[-1], resumed_state), (uninterrupted[-1], state)
   )
 

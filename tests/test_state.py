@@ -5,6 +5,7 @@ file checks what each one means: the recipes they serve (per-epoch restarts,
 L2-SP, FedProx) against NumPy, and their errors.
 """
 
+import chex
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -42,19 +43,19 @@ STATES = {
 }
 
 
-def anchored(state):
-  """The anchor, with leaves that optax.masked leaves out dropped."""
-  return {
-    path: leaf
-    for path, leaf in optax_prox_leaves(optax.tree.get(state, "anchor")).items()
-  }
-
-
-def optax_prox_leaves(tree):
+def leaves(tree):
   return {
     jax.tree_util.keystr(path): leaf
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
   }
+
+
+def anchored(state):
+  """The anchor's leaves by path, none where ``optax.masked`` masks out.
+
+  ``optax.masked`` keeps a ``MaskedNode`` there, which has no leaf.
+  """
+  return leaves(optax.tree.get(state, "anchor"))
 
 
 @pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
@@ -71,7 +72,7 @@ def test_restart_takes_the_next_params_as_anchor_jitted(tx):
   after = anchored(state)
   assert after.keys() == before.keys()
   for path, leaf in after.items():
-    np.testing.assert_array_equal(leaf, optax_prox_leaves(params)[path])
+    np.testing.assert_array_equal(leaf, leaves(params)[path])
     assert not np.array_equal(leaf, before[path])
 
 
@@ -82,7 +83,7 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   target = jax.tree.map(lambda p: p + 2.0, PARAMS)
   state = jax.jit(optax_prox.set_anchor)(state, target)
   for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, optax_prox_leaves(target)[path])
+    np.testing.assert_array_equal(leaf, leaves(target)[path])
   # Every anchored leaf is 2 away in each entry.
   expected = 2.0 * np.sqrt(sum(leaf.size for leaf in anchored(state).values()))
   distance = jax.jit(optax_prox.anchor_distance)(state, PARAMS)
@@ -91,12 +92,12 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   # The next update pulls toward the new anchor instead of replacing it.
   _, state = tx.update(GRADS, state, PARAMS)
   for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, optax_prox_leaves(target)[path])
+    np.testing.assert_array_equal(leaf, leaves(target)[path])
 
 
 def test_restart_gives_the_full_step_and_keeps_the_outer_step():
   lr = helpers.Piecewise([0.1, 0.01], [3])
-  tx = optax_prox.trsgd(lr, period=5, lambda_w=0.0, momentum=0.0)
+  tx = optax_prox.trsgd(lr, period=5, lambda_w=0.0, momentum=None)
   w, state = jnp.zeros(1), tx.init(jnp.zeros(1))
   steps = []
   for k in range(4):
@@ -174,18 +175,21 @@ def test_anchor_distance_needs_a_single_anchor():
     optax_prox.anchor_distance(tx.init(PARAMS), PARAMS)
 
 
+MISMATCH = "a different tree from the params the optimizer state was"
+
+
 @pytest.mark.parametrize(
   "anchor, match",
   [
-    ({"w": PARAMS["w"]}, "anchor has no leaf at \\['b'\\]"),
+    ({"w": PARAMS["w"]}, f"anchor has {MISMATCH} .*missing \\['b'\\]"),
     (
       {**PARAMS, "c": jnp.ones(1)},
-      "anchor has leaves that the params do not have: \\['c'\\]",
+      f"anchor has {MISMATCH} .*unexpected \\['c'\\]",
     ),
     (
       {"w": jnp.ones((2, 3)), "b": PARAMS["b"]},
-      "anchor\\['w'\\] has shape \\(2, 3\\), but the param there has shape"
-      " \\(2, 2\\)",
+      "anchor\\['w'\\] has shape \\(2, 3\\), but the optimizer state was"
+      " initialized with shape \\(2, 2\\) there",
     ),
   ],
 )
@@ -204,23 +208,150 @@ def test_set_anchor_casts_to_the_stored_dtype():
 
 def test_anchor_distance_names_a_params_tree_without_an_anchored_leaf():
   state = optax_prox.trsgd(0.1).init(PARAMS)
-  with pytest.raises(ValueError, match="params has no leaf at \\['b'\\]"):
+  with pytest.raises(ValueError, match=f"params has {MISMATCH} .*missing"):
     optax_prox.anchor_distance(state, {"w": PARAMS["w"]})
+
+
+class ConvNet(nnx.Module):
+  """A layer with parameters and one with batch statistics."""
+
+  def __init__(self, rngs):
+    self.linear = nnx.Linear(2, 3, rngs=rngs)
+    self.norm = nnx.BatchNorm(3, rngs=rngs)
+
+  def __call__(self, x):
+    return self.norm(self.linear(x))
+
+
+NNX_MISTAKES = {
+  "a model": (
+    lambda model: model,
+    TypeError,
+    "is a flax.nnx ConvNet, not a tree of arrays: pass its parameters,"
+    " `nnx.state\\(model, nnx.Param\\)`",
+  ),
+  "batch statistics": (
+    nnx.state,
+    ValueError,
+    "unexpected \\['norm'\\]\\['mean'\\].* not parameters \\(BatchStat\\):"
+    " pass `nnx.state\\(model, nnx.Param\\)`",
+  ),
+}
+
+
+@pytest.mark.parametrize(
+  "helper", [optax_prox.set_anchor, optax_prox.anchor_distance]
+)
+@pytest.mark.parametrize(
+  "mistake, error, match", NNX_MISTAKES.values(), ids=NNX_MISTAKES
+)
+def test_helpers_given_more_than_nnx_params_say_what_to_pass(
+  helper, mistake, error, match
+):
+  model = ConvNet(nnx.Rngs(0))
+  state = nnx.Optimizer(model, optax_prox.trsgd(0.1), wrt=nnx.Param).opt_state
+  with pytest.raises(error, match=match):
+    helper(state, mistake(model))
+  helper(state, nnx.state(model, nnx.Param))  # what the message asks for
+
+
+@pytest.mark.parametrize(
+  "helper, args",
+  [
+    (optax_prox.restart_inner_loop, ()),
+    (optax_prox.set_anchor, (PARAMS,)),
+    (optax_prox.anchor_distance, (PARAMS,)),
+  ],
+)
+def test_helpers_given_an_nnx_optimizer_ask_for_its_opt_state(helper, args):
+  model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, optax_prox.trsgd(0.1), wrt=nnx.Param)
+  with pytest.raises(
+    TypeError,
+    match="opt_state is a flax.nnx Optimizer, not a tree of arrays: pass the"
+    " optimizer's state, `optimizer.opt_state`, and assign the result",
+  ):
+    helper(optimizer, *args)
+
+
+def test_anchor_distance_is_zero_when_the_next_update_takes_a_new_anchor():
+  tx = optax_prox.trsgd(0.1, period=2)
+  update = jax.jit(tx.update)
+  params, state = PARAMS, tx.init(PARAMS)
+  distances = [optax_prox.anchor_distance(state, params)]  # at init
+  for _ in range(3):
+    updates, state = update(GRADS, state, params)
+    params = optax.apply_updates(params, updates)
+    distances.append(optax_prox.anchor_distance(state, params))
+  restarted = optax_prox.restart_inner_loop(state)
+  distances.append(optax_prox.anchor_distance(restarted, params))
+  # After 0 updates, a new anchor is due; after 1, one step from it; after
+  # 2 (the inner loop's end), a new anchor is due; after 3, one step; then
+  # the restart makes a new anchor due.
+  expected_nonzero = [False, True, False, True, False]
+  assert [bool(d > 0) for d in distances] == expected_nonzero, distances
+  np.testing.assert_array_equal(
+    [d for d, nonzero in zip(distances, expected_nonzero) if not nonzero], 0
+  )
+  # In the middle of an inner loop it is the norm of w - a, measured.
+  anchor = optax.tree.get(state, "anchor")
+  np.testing.assert_allclose(
+    distances[3], optax.tree.norm(optax.tree.sub(params, anchor)), rtol=1e-6
+  )
+
+
+def test_helpers_return_a_new_state_and_leave_theirs_alone():
+  tx = optax_prox.trsgd(0.1, period=4)
+  state = tx.init(PARAMS)
+  _, state = tx.update(GRADS, state, PARAMS)
+  position = int(optax.tree.get(state, "position"))
+  restarted = optax_prox.restart_inner_loop(state)
+  moved = optax_prox.set_anchor(state, jax.tree.map(jnp.zeros_like, PARAMS))
+  assert int(optax.tree.get(state, "position")) == position == 1
+  assert int(optax.tree.get(restarted, "position")) == -1
+  assert int(optax.tree.get(moved, "position")) == 1
+  chex.assert_trees_all_equal(
+    optax.tree.get(state, "anchor"), PARAMS
+  )  # the update's anchor, untouched by set_anchor's copy
+  chex.assert_trees_all_equal(
+    optax.tree.get(moved, "anchor"), jax.tree.map(jnp.zeros_like, PARAMS)
+  )
+
+
+def test_named_counters_survive_jit_orbax_and_optax_tree_get(tmp_path):
+  tx = optax_prox.tradam(1e-3, period=3)
+  state = tx.init(PARAMS)
+  update = jax.jit(tx.update)
+  params = PARAMS
+  for _ in range(4):
+    updates, state = update(GRADS, state, params)
+    params = optax.apply_updates(params, updates)
+  proximal = state.proximal
+  assert isinstance(proximal, optax_prox.ProximalRegularizeState)
+  assert proximal._fields == ("anchor", "step", "position")
+  for name, value in [("step", 4), ("position", 1)]:
+    counter = optax.tree.get(state, name)
+    assert counter.shape == () and counter.dtype == jnp.int32, counter
+    assert int(counter) == value
+  restored = helpers.save_and_restore(tmp_path / "ckpt", state)
+  chex.assert_trees_all_equal(restored, state)
+  chex.assert_trees_all_equal_shapes_and_dtypes(restored, state)
+  assert isinstance(restored.proximal, optax_prox.ProximalRegularizeState)
+  # The restored state goes on exactly as the one that was saved.
+  chex.assert_trees_all_equal(
+    update(GRADS, restored, params), update(GRADS, state, params)
+  )
 
 
 # --------------------------------------------------------- the recipes ----
 
 
-def quadratic_grad(w, k):
-  """The gradient of a noisy quadratic, in NumPy or JAX alike."""
-  del k
-  return 0.5 * w - 1.0
-
-
 def test_l2_sp_matches_numpy_and_never_moves_the_anchor():
   mu, lr, steps = 0.3, 0.1, 100
   w0 = np.asarray(helpers.W0, np.float32)
-  tx = optax.chain(optax_prox.proximal_regularize(mu), optax.sgd(lr))
+  tx = optax.chain(
+    optax_prox.proximal_regularize(mu, period=None), optax.sgd(lr)
+  )
   trajectory, state = helpers.run(
     tx,
     lambda w, k: (
@@ -241,7 +372,9 @@ def test_fedprox_clients_and_server_match_numpy():
   # pulled toward the global model, which the server then averages.
   mu, lr, rounds, local_steps = 0.5, 0.1, 5, 6
   centers = [np.asarray([1.0, -1.0]), np.asarray([3.0, 2.0])]
-  tx = optax.chain(optax_prox.proximal_regularize(mu), optax.sgd(lr))
+  tx = optax.chain(
+    optax_prox.proximal_regularize(mu, period=None), optax.sgd(lr)
+  )
   update = jax.jit(tx.update)
   global_w = jnp.zeros(2)
   states = [tx.init(global_w) for _ in centers]

@@ -92,11 +92,40 @@ def test_trsgd_with_a_constant_learning_rate():
 
 
 def test_trsgd_without_momentum_is_proximal_sgd():
-  ours = run_ours(optax_prox.trsgd(0.1, period=4, momentum=0.0))
+  ours = run_ours(optax_prox.trsgd(0.1, period=4, momentum=None))
   theirs = reference.trsgd(
     helpers.numpy_grad, helpers.W0, lambda k: 0.1, STEPS, period=4, momentum=0.0
   )
   assert_trajectories_close(ours, theirs)
+
+
+@pytest.mark.parametrize(
+  "factory, hyperparameters",
+  [
+    (optax_prox.trsgd, dict(momentum=0.8, weight_decay=0.03)),
+    (optax_prox.tradam, dict(b1=0.8, b2=0.99, eps=1e-6)),
+  ],
+  ids=["trsgd", "tradam"],
+)
+def test_lambda_w_may_be_a_schedule(factory, hyperparameters):
+  # mu_k = 2 lambda_w(k) / eta_k, with both schedules stepping at other k.
+  lr = scaled(STEP_DECAY, 0.05)
+  lambda_w = helpers.Piecewise([0.002, 0.02, 0.0], [12, 30])
+  ours = run_ours(factory(lr, period=5, lambda_w=lambda_w, **hyperparameters))
+  rule = getattr(reference, factory.__name__)
+  theirs = rule(
+    helpers.numpy_grad,
+    helpers.W0,
+    lr.python,
+    STEPS,
+    period=5,
+    lambda_w=lambda_w.python,
+    **hyperparameters,
+  )
+  assert_trajectories_close(ours, theirs, rtol=1e-4, atol=1e-5)
+  # And the schedule matters: a constant lambda_w gives another trajectory.
+  constant = run_ours(factory(lr, period=5, lambda_w=0.002, **hyperparameters))
+  assert not np.allclose(constant[-1], ours[-1], rtol=1e-3)
 
 
 @pytest.mark.optax_not_strict
@@ -121,7 +150,7 @@ def test_the_pull_per_step_does_not_change_when_the_rate_decays():
   # mu_k * eta_k = 2 lambda_w on every step: the pull toward the anchor of a
   # zero-gradient, zero-momentum step is 2 lambda_w / (i + 1) * (w - a).
   lr = scaled(STEP_DECAY, 0.1)
-  tx = optax_prox.trsgd(lr, period=4, lambda_w=0.05, momentum=0.0)
+  tx = optax_prox.trsgd(lr, period=4, lambda_w=0.05, momentum=None)
   w = jnp.asarray([1.0])
   state = tx.init(w)
   for k in range(30):

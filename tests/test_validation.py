@@ -54,6 +54,39 @@ def test_trajectory_regularized_needs_an_int_period(factory):
     factory(0.1, period=None)
 
 
+def test_proximal_regularize_needs_period_spelled_out():
+  # None (a fixed anchor, L2-SP) must be asked for: a forgotten period must
+  # not silently turn TR's refreshed anchor into a fixed one.
+  with pytest.raises(TypeError, match="missing 1 required .*'period'"):
+    optax_prox.proximal_regularize(1.0)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+  "optimizer, match",
+  [
+    (optax.adam(1e-3), "Pass `optax.adam`, not `optax.adam\\(1e-3\\)`"),
+    (0.9, "optimizer must be an optax optimizer factory.* got 0.9"),
+  ],
+  ids=["instance", "number"],
+)
+def test_trajectory_regularized_needs_a_factory(optimizer, match):
+  with pytest.raises(TypeError, match=match):
+    optax_prox.trajectory_regularized(optimizer, 1e-3)
+
+
+def test_nesterov_without_momentum_is_refused():
+  with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+    optax_prox.trsgd(0.1, momentum=None, nesterov=True)
+
+
+def test_a_negative_lambda_w_schedule_is_refused_at_construction():
+  with pytest.raises(
+    ValueError,
+    match="lambda_w must be a finite number >= 0, got -0.5 at step 0",
+  ):
+    optax_prox.trsgd(0.1, lambda_w=lambda k: jnp.asarray(-0.5))
+
+
 @pytest.mark.parametrize(
   "strength", [-0.1, float("nan"), float("inf"), lambda k: jnp.asarray(-1.0)]
 )
