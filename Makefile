@@ -18,15 +18,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed  ## SGD, TRSGD, Adam and TRAdam at batch 8, as a story (examples/small_batch.py)
-	$(BIN)/python examples/small_batch.py
+	$(BIN)/python -m examples.small_batch
 
-study: $(VENV)/.installed  ## the replicated study behind the README's Results (< 60 min), into docs/results
-	$(BIN)/python examples/study.py --out docs/results
+study: $(VENV)/.installed  ## the replicated short-budget study of docs/results.md (about 20 min), into docs/results
+	$(BIN)/python -m examples.study --out docs/results
 
 test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippets included
 	$(BIN)/python -m pytest -n 2 --durations=10
 
-bench: $(VENV)/.installed  ## benchmark the update and training steps against the bare optimizers
+bench: $(VENV)/.installed  ## time our update and training steps against the bare optimizers, into benchmarks/results.md (a GPU: results-gpu.md)
 	$(BIN)/python -m benchmarks.run
 
 clean:  ## remove .venv and results/

@@ -15,7 +15,7 @@ downloads anything)::
 
 and, for 200 epochs, an accelerator. Example::
 
-  python examples/cifar10_resnet18.py --data-dir ~/data --optimizer trsgd
+  python -m examples.cifar10_resnet18 --data-dir ~/data --optimizer trsgd
 """
 
 import argparse
@@ -23,7 +23,6 @@ from collections.abc import Callable
 import functools
 import json
 import os
-import sys
 import time
 from typing import Any, NamedTuple
 
@@ -34,11 +33,10 @@ import numpy as np
 import optax
 import tqdm
 
+from examples import batching
+from examples import models
+from examples.schedules import step_decay
 import optax_prox
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from schedules import step_decay  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 IMAGE_BYTES = 32 * 32 * 3
 MEAN = np.array([0.4914, 0.4822, 0.4465], np.float32).reshape(1, 1, 1, 3)
@@ -227,10 +225,6 @@ def make_optimizer(
 # --------------------------------------------------------------------------
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-
 def make_train_steps(graphdef: Any) -> Callable[..., Any]:
   """Returns ``train(state, images, labels, batches, key)``.
 
@@ -247,7 +241,10 @@ def make_train_steps(graphdef: Any) -> Callable[..., Any]:
 
     def loss_fn(model):
       logits = model(inputs)
-      return cross_entropy(logits, labels[batch]).mean(), logits
+      losses = optax.softmax_cross_entropy_with_integer_labels(
+        logits, labels[batch]
+      )
+      return losses.mean(), logits
 
     (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     optimizer.update(model, grads)
@@ -265,31 +262,19 @@ def make_train_steps(graphdef: Any) -> Callable[..., Any]:
 
 
 def make_evaluate(graphdef: Any) -> Callable[..., Any]:
-  """Returns ``evaluate(state, images, labels) -> (loss, accuracy)``."""
+  """Returns ``evaluate(state, chunks) -> (loss, accuracy)``.
+
+  ``chunks`` is the test set cut by :func:`batching.padded_chunks`.
+  """
 
   @jax.jit
-  def evaluate(state, images, labels):
+  def evaluate(state, chunks):
     model, _ = nnx.merge(graphdef, state)
     model.eval()  # batch norm uses its running averages
-    count = images.shape[0]
-    chunks = -(-count // EVAL_BATCH)
-    pad = chunks * EVAL_BATCH - count
-    weight = (jnp.arange(chunks * EVAL_BATCH) < count).astype(jnp.float32)
-    images = jnp.pad(images, ((0, pad), (0, 0), (0, 0), (0, 0)))
-    labels = jnp.pad(labels, (0, pad))
-
-    def on_chunk(chunk):
-      x, y, w = chunk
-      logits = model(normalize(x))
-      return (
-        jnp.sum(w * cross_entropy(logits, y)),
-        jnp.sum(w * (jnp.argmax(logits, -1) == y).astype(jnp.float32)),
-      )
-
-    as_chunks = lambda a: a.reshape(chunks, EVAL_BATCH, *a.shape[1:])
-    losses, correct = jax.lax.map(
-      on_chunk, (as_chunks(images), as_chunks(labels), as_chunks(weight))
+    losses, correct = batching.summed_loss_and_correct(
+      lambda images: model(normalize(images)), chunks
     )
+    count = chunks[2].sum()
     return losses.sum() / count, correct.sum() / count
 
   return evaluate
@@ -336,18 +321,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   return args
 
 
-def epoch_batches(
-  rng: np.random.Generator, num_examples: int, batch_size: int
-) -> np.ndarray:
-  """A fresh random order, cut into full batches (the last partial dropped)."""
-  steps = num_examples // batch_size
-  return (
-    rng.permutation(num_examples)[: steps * batch_size]
-    .reshape(steps, batch_size)
-    .astype(np.int32)
-  )
-
-
 def main(argv: list[str] | None = None) -> None:
   args = parse_args(argv)
   data = load_cifar(args.data_dir, args.dataset)
@@ -363,11 +336,13 @@ def main(argv: list[str] | None = None) -> None:
     jnp.asarray(data.train_images),
     jnp.asarray(data.train_labels),
   )
-  test_images, test_labels = (
-    jnp.asarray(data.test_images),
-    jnp.asarray(data.test_labels),
+  test_chunks = tuple(
+    jnp.asarray(a)
+    for a in batching.padded_chunks(
+      data.test_images, data.test_labels, EVAL_BATCH
+    )
   )
-  rng, key = np.random.default_rng(args.seed), jax.random.PRNGKey(args.seed)
+  key = jax.random.PRNGKey(args.seed)
   os.makedirs(args.out, exist_ok=True)
   history, start = [], time.perf_counter()
   print(
@@ -376,19 +351,22 @@ def main(argv: list[str] | None = None) -> None:
     f" {steps_per_epoch} steps, on {jax.devices()[0].platform}"
   )
   for epoch in range(1, args.epochs + 1):
-    batches = epoch_batches(rng, len(data.train_images), args.batch_size)
+    key, order_key = jax.random.split(key)
+    batches = batching.epoch_batches(
+      order_key, len(data.train_images), args.batch_size
+    )
     losses, accuracies = [], []
     for begin in tqdm.trange(
       0, len(batches), STEPS_PER_CALL, desc=f"epoch {epoch}", leave=False
     ):
       key, step_key = jax.random.split(key)
-      chunk = jnp.asarray(batches[begin : begin + STEPS_PER_CALL])
+      chunk = batches[begin : begin + STEPS_PER_CALL]
       state, loss, accuracy = train(
         state, train_images, train_labels, chunk, step_key
       )
       losses.append(float(loss) * len(chunk))
       accuracies.append(float(accuracy) * len(chunk))
-    test_loss, test_accuracy = evaluate(state, test_images, test_labels)
+    test_loss, test_accuracy = evaluate(state, test_chunks)
     history.append(
       {
         "epoch": epoch,

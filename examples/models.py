@@ -1,16 +1,21 @@
 """The models of the examples, as plain ``flax.nnx`` modules.
 
 * :class:`Cnn1d`: a small 1-D CNN for MNIST-1D (signals of length 40).
-* :class:`Mlp`: a two-hidden-layer perceptron for the study's tabular task.
+* :class:`Mlp`: a two-hidden-layer perceptron, for the study's tabular task
+  and, with sharded kernels, for the sharded-training example.
 * :class:`ResNet18`: the CIFAR variant of ResNet-18 used by the paper
   (3x3 stem, no max-pool, four stages of two basic blocks).
 
 Importing this module only defines classes: no arrays are created.
 """
 
+import functools
+
 from flax import nnx
 import jax
 import jax.numpy as jnp
+
+LECUN_NORMAL = nnx.initializers.lecun_normal()  # nnx.Linear's default
 
 
 class Conv1d(nnx.Module):
@@ -31,9 +36,8 @@ class Conv1d(nnx.Module):
     *,
     rngs: nnx.Rngs,
   ):
-    init = nnx.initializers.lecun_normal()
     self.kernel = nnx.Param(
-      init(rngs.params(), (kernel_size, in_channels, out_channels))
+      LECUN_NORMAL(rngs.params(), (kernel_size, in_channels, out_channels))
     )
     self.bias = nnx.Param(jnp.zeros((out_channels,)))
     self.stride = stride
@@ -89,7 +93,8 @@ class Mlp(nnx.Module):
   """A two-hidden-layer perceptron with ReLU for tabular inputs.
 
   Takes features of shape ``(batch, features)`` and returns logits of shape
-  ``(batch, num_classes)``.
+  ``(batch, num_classes)``. ``kernel_init`` initialises the three kernels;
+  wrapped in ``nnx.with_partitioning``, it shards them.
   """
 
   def __init__(
@@ -99,10 +104,12 @@ class Mlp(nnx.Module):
     features: int = 20,
     hidden: int = 64,
     num_classes: int = 10,
+    kernel_init: nnx.Initializer = LECUN_NORMAL,
   ):
-    self.hidden1 = nnx.Linear(features, hidden, rngs=rngs)
-    self.hidden2 = nnx.Linear(hidden, hidden, rngs=rngs)
-    self.head = nnx.Linear(hidden, num_classes, rngs=rngs)
+    linear = functools.partial(nnx.Linear, rngs=rngs, kernel_init=kernel_init)
+    self.hidden1 = linear(features, hidden)
+    self.hidden2 = linear(hidden, hidden)
+    self.head = linear(hidden, num_classes)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = nnx.relu(self.hidden1(x))

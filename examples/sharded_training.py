@@ -10,8 +10,8 @@ momentum and of TRSGD's anchor. The training step is single-device code:
 Read it top to bottom: mesh, data, model, sharded model and optimizer, one
 step, the loop, the report. Without accelerators it simulates 8 CPU devices::
 
-    python examples/sharded_training.py
-    python examples/sharded_training.py --steps 600 --fsdp 2
+    python -m examples.sharded_training
+    python -m examples.sharded_training --steps 600 --fsdp 2
 
 On several hosts, start the same script once per host with
 ``--multi-host``: it calls ``jax.distributed.initialize()`` first, and each
@@ -20,7 +20,7 @@ simulated CPU devices each stand in for two hosts::
 
     for i in 0 1; do
       XLA_FLAGS=--xla_force_host_platform_device_count=4 \
-      python examples/sharded_training.py --multi-host --num-processes 2 \
+      python -m examples.sharded_training --multi-host --num-processes 2 \
           --process-id $i --coordinator-address localhost:12355 &
     done; wait
 
@@ -47,6 +47,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from examples import models  # noqa: E402
 import optax_prox  # noqa: E402
 
 FEATURES = 32
@@ -112,36 +113,28 @@ def global_batch(
 # ---------------------------------------------------------------- model ----
 
 
-def fsdp_kernel_init() -> nnx.Initializer:
-  """LeCun-normal kernels whose input dimension is split over ``fsdp``."""
-  return nnx.with_partitioning(nnx.initializers.lecun_normal(), ("fsdp", None))
+def sharded_mlp(rngs: nnx.Rngs) -> models.Mlp:
+  """Two hidden layers; every kernel is sharded, the biases replicated.
 
-
-class Mlp(nnx.Module):
-  """Two hidden layers; every kernel is sharded, the biases replicated."""
-
-  def __init__(self, rngs: nnx.Rngs):
-    self.hidden1 = nnx.Linear(
-      FEATURES, HIDDEN, rngs=rngs, kernel_init=fsdp_kernel_init()
-    )
-    self.hidden2 = nnx.Linear(
-      HIDDEN, HIDDEN, rngs=rngs, kernel_init=fsdp_kernel_init()
-    )
-    self.head = nnx.Linear(
-      HIDDEN, CLASSES, rngs=rngs, kernel_init=fsdp_kernel_init()
-    )
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = nnx.relu(self.hidden1(x))
-    x = nnx.relu(self.hidden2(x))
-    return self.head(x)
+  Each kernel's input dimension is split over ``fsdp``.
+  """
+  kernel_init = nnx.with_partitioning(
+    nnx.initializers.lecun_normal(), ("fsdp", None)
+  )
+  return models.Mlp(
+    rngs,
+    features=FEATURES,
+    hidden=HIDDEN,
+    num_classes=CLASSES,
+    kernel_init=kernel_init,
+  )
 
 
 # ------------------------------------------------------- training step ----
 
 
 def loss_and_accuracy(
-  model: Mlp, x: jax.Array, y: jax.Array
+  model: models.Mlp, x: jax.Array, y: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
   logits = model(x)
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -150,7 +143,7 @@ def loss_and_accuracy(
 
 @nnx.jit
 def train_step(
-  model: Mlp, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array
+  model: models.Mlp, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array
 ) -> jax.Array:
   grad_fn = nnx.value_and_grad(loss_and_accuracy, has_aux=True)
   (loss, _), grads = grad_fn(model, x, y)
@@ -179,7 +172,7 @@ def total_kib(tree: nnx.State) -> float:
 
 
 def params_and_anchor(
-  model: Mlp, optimizer: nnx.Optimizer
+  model: models.Mlp, optimizer: nnx.Optimizer
 ) -> tuple[nnx.State, nnx.State]:
   anchor = optax.tree.get(
     nnx.state(optimizer, nnx.optimizer.OptState), "anchor"
@@ -261,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   with jax.set_mesh(mesh):
     # Under a mesh, annotated variables are created sharded, and the
     # optimizer state (momentum and anchor) comes out sharded like them.
-    model = Mlp(nnx.Rngs(0))
+    model = sharded_mlp(nnx.Rngs(0))
     tx = optax_prox.trsgd(
       args.learning_rate,
       period=args.period,

@@ -7,9 +7,9 @@ proximal pull needs, so nothing else changes.
 The learning rates are the ones the study picked by validation accuracy for
 this model, batch size and number of epochs (seed set A)::
 
-  make study   # python examples/study.py --out docs/results
+  make study   # python -m examples.study --out docs/results
 
-Run ``python examples/small_batch.py`` (``make demo``); it prints a markdown
+Run ``python -m examples.small_batch`` (``make demo``); it prints a markdown
 table and writes ``results/small_batch.png``.
 """
 

@@ -15,32 +15,29 @@ task it also splits TR into its two ingredients (ablation at batch 2, 8 and
 32), maps TR's accuracy over period x lambda_w / eta_0 (batch 8), and checks
 the verdicts at batch 8 with a budget of 4x the epochs.
 
-  python examples/study.py --out docs/results      # make study, 16 min here
-  python examples/study.py --quick                 # a smoke run, < 4 min
+  python -m examples.study --out docs/results      # make study, 16 min here
+  python -m examples.study --quick                 # a smoke run, < 4 min
 
 Configurations of one method train together (``jax.vmap`` over seeds and
 rates, ``jax.lax.scan`` over steps); sweeps are checkpointed in
 ``--checkpoint-dir`` and an interrupted study resumes where it stopped, with
-the same results. Run ``python examples/study.py --help`` for the options.
+the same results. Run ``python -m examples.study --help`` for the options.
 """
 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from study_lib import data as data_lib
-from study_lib import methods as methods_lib
-from study_lib import protocol
-from study_lib import report
+from benchmarks import machine
+from examples.study_lib import data as data_lib
+from examples.study_lib import methods as methods_lib
+from examples.study_lib import protocol
+from examples.study_lib import report
 
 ABLATION_BATCH_SIZES = (2, 8, 32)
 SENSITIVITY_BATCH_SIZE = 8
@@ -146,13 +143,6 @@ def parse_args(argv=None) -> argparse.Namespace:
   args.periods = (5, 20) if quick else PERIODS
   args.ratios = (0.1, 1.0) if quick else RATIOS
   return args
-
-
-def machine() -> str:
-  return (
-    f"{platform.processor() or platform.machine()}, {os.cpu_count()}"
-    f" CPU cores, jax {jax.__version__} on {jax.devices()[0].platform}"
-  )
 
 
 def task_batch_sizes(args, task) -> list[int]:
@@ -280,7 +270,13 @@ def run_study(args, runner: protocol.Runner, seed_sets) -> dict:
 
 
 def markdown(
-  args, results, seed_sets, wall: float, train_seconds: float, command: str
+  args,
+  results,
+  seed_sets,
+  wall: float,
+  train_seconds: float,
+  command: str,
+  described: dict[str, str],
 ) -> str:
   names = list(seed_sets)
   first = args.tasks[0]
@@ -307,7 +303,9 @@ def markdown(
       f"set {n} = {seed_sets[n][0]}..{seed_sets[n][-1]}" for n in names
     )
     + ", each set tuned on its own  ",
-    f"Machine: {machine()}; wall time {wall / 60:.1f} min; training time"
+    "Machine: "
+    + "; ".join(f"{name} {value}" for name, value in described.items())
+    + f"; wall time {wall / 60:.1f} min; training time"
     f" of all sweeps {train_seconds / 60:.1f} min (also those"
     " run before a resume)",
     "",
@@ -468,15 +466,22 @@ def main(argv=None) -> dict:
       )
       return {}
   wall = time.perf_counter() - start
-  command = "python examples/study.py " + " ".join(
+  command = "python -m examples.study " + " ".join(
     sys.argv[1:] if argv is None else argv
   )
+  described = dict(machine.describe())
   text = markdown(
-    args, results, seed_sets, wall, runner.train_seconds, command.strip()
+    args,
+    results,
+    seed_sets,
+    wall,
+    runner.train_seconds,
+    command.strip(),
+    described,
   )
   config = {
     "command": command.strip(),
-    "machine": machine(),
+    "machine": described,
     "wall_seconds": wall,
     "train_seconds": runner.train_seconds,
     "epochs": args.epochs,

@@ -5,7 +5,6 @@ format, so nothing is downloaded.
 """
 
 import os
-import sys
 
 from flax import nnx
 import jax
@@ -13,11 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from examples import batching
+from examples import cifar10_resnet18 as cifar
+from examples import models
 import optax_prox
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-import cifar10_resnet18 as cifar  # pylint: disable=g-import-not-at-top,wrong-import-position
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def write_binary(path, images_hwc, *label_columns):
@@ -93,7 +91,8 @@ def test_a_truncated_file_is_reported(tmp_path):
 def test_crops_come_from_the_padded_image_and_flip_whole_rows():
   images = jnp.arange(2 * 32 * 32 * 3).reshape(2, 32, 32, 3) % 251
   images = images.astype(jnp.uint8) + 1  # no zero pixels but the padding
-  out = np.asarray(cifar.random_crop_and_flip(jax.random.PRNGKey(3), images))
+  crop_and_flip = jax.jit(cifar.random_crop_and_flip)  # one compilation
+  out = np.asarray(crop_and_flip(jax.random.PRNGKey(3), images))
   padded = np.pad(np.asarray(images), ((0, 0), (4, 4), (4, 4), (0, 0)))
   for image, crop in zip(padded, out):
     candidates = [
@@ -103,6 +102,21 @@ def test_crops_come_from_the_padded_image_and_flip_whole_rows():
       for flip in (1, -1)
     ]
     assert any(np.array_equal(crop, c) for c in candidates)
+
+
+def test_padded_evaluation_weighs_each_example_once():
+  logits = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+  labels = np.array([0, 2, 1, 1, 0], np.int32)
+  chunks = batching.padded_chunks(logits, labels, 2)
+  assert [a.shape for a in chunks] == [(3, 2, 3), (3, 2), (3, 2)]
+  np.testing.assert_array_equal(chunks[2].ravel(), [1, 1, 1, 1, 1, 0])
+  losses, correct = batching.summed_loss_and_correct(lambda x: x, chunks)
+  assert losses.shape == correct.shape == (3,)
+  shifted = logits - logits.max(axis=1, keepdims=True)
+  log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+  expected_loss = -log_softmax[np.arange(5), labels].sum()
+  np.testing.assert_allclose(float(losses.sum()), expected_loss, rtol=1e-6)
+  assert float(correct.sum()) == np.sum(logits.argmax(axis=1) == labels)
 
 
 def small_random_resnet(num_classes):
@@ -158,15 +172,16 @@ def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
   )
   graphdef, state = nnx.split((model, optimizer))
   initial_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-  batches = cifar.epoch_batches(np.random.default_rng(0), 10, 5)
+  batches = batching.epoch_batches(jax.random.PRNGKey(0), 10, 5)
   assert batches.shape == (2, 5)
+  assert sorted(np.asarray(batches).ravel()) == list(range(10))
 
   train = cifar.make_train_steps(graphdef)
   state, loss, accuracy = train(
     state,
     jnp.asarray(data.train_images),
     jnp.asarray(data.train_labels),
-    jnp.asarray(batches),
+    batches,
     jax.random.PRNGKey(0),
   )
 

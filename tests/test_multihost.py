@@ -1,8 +1,8 @@
 """Two ``jax.distributed`` processes train exactly like one process.
 
 Two processes of 4 simulated CPU devices each stand in for two hosts: they
-run ``examples/sharded_training.py --multi-host`` on localhost, with every
-kernel (and its momentum and anchor) split over all 8 devices of both
+run ``python -m examples.sharded_training --multi-host`` on localhost, with
+every kernel (and its momentum and anchor) split over all 8 devices of both
 processes (``--fsdp 8``) and every batch assembled from each process's share
 with ``jax.make_array_from_process_local_data``. Process 0 writes the
 losses; they must equal those of the same training in this process, on its
@@ -23,12 +23,11 @@ import jax
 import numpy as np
 import pytest
 
+from examples import sharded_training
 from tests import conftest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
-import sharded_training  # noqa: E402
-
-EXAMPLE = Path(sharded_training.__file__)
+EXAMPLE = sharded_training.__name__  # run as python -m from the root
+ROOT = Path(__file__).parents[1]
 PROCESSES = 2
 # A fresh process imports jax and flax and compiles the step in seconds; the
 # limit only stops a hung coordinator from hanging the suite.
@@ -58,7 +57,8 @@ def run_processes(directory: Path) -> list[str]:
   }
   command = [
     sys.executable,
-    str(EXAMPLE),
+    "-m",
+    EXAMPLE,
     *TRAINING,
     "--multi-host",
     "--num-processes",
@@ -77,6 +77,7 @@ def run_processes(directory: Path) -> list[str]:
           subprocess.Popen(
             [*command, "--process-id", str(i)],
             env=env,
+            cwd=ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
           )

@@ -9,15 +9,12 @@
 from collections.abc import Callable
 import dataclasses
 import functools
-import os
-import sys
 from typing import NamedTuple
 
 from flax import nnx
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from examples import models
 
 VALIDATION_FRACTION = 0.2
 

@@ -10,18 +10,14 @@ coupled L2 weight decay 1e-4 and the paper's step schedule.
 from collections.abc import Callable
 import dataclasses
 import functools
-import os
-import sys
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from examples.schedules import step_decay
 import optax_prox
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from schedules import step_decay  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 WEIGHT_DECAY = 1e-4
 MOMENTUM = 0.9

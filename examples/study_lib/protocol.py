@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from study_lib import data as data_lib
-from study_lib import methods as methods_lib
-from study_lib import stats
-from study_lib import sweep as sweep_lib
+from examples.study_lib import data as data_lib
+from examples.study_lib import methods as methods_lib
+from examples.study_lib import stats
+from examples.study_lib import sweep as sweep_lib
 
 
 class Interrupted(Exception):

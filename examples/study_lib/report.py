@@ -4,7 +4,7 @@ from typing import Any
 
 import numpy as np
 
-from study_lib import methods as methods_lib
+from examples.study_lib import methods as methods_lib
 
 
 def pct(x: float) -> str:

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from study_lib import data as data_lib
-from study_lib import methods as methods_lib
+from examples import batching
+from examples.study_lib import data as data_lib
+from examples.study_lib import methods as methods_lib
 
 EVAL_CHUNK = 200
 METRICS = (
@@ -119,13 +120,6 @@ def make_optimizer(model, plan: Plan, learning_rate, lambda_ratio):
   return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
 
-def epoch_batches(key, num_examples: int, batch_size: int):
-  """A fresh random order of the examples, cut into full batches."""
-  steps = num_examples // batch_size
-  order = jax.random.permutation(key, num_examples)[: steps * batch_size]
-  return order.reshape(steps, batch_size)
-
-
 def data_key(seed: int) -> jax.Array:
   return jax.random.PRNGKey(1000 + seed)
 
@@ -187,7 +181,7 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
 
   def train_one(state, key, x, y):
     key, order_key = jax.random.split(key)
-    batches = epoch_batches(order_key, x.shape[0], plan.batch_size)
+    batches = batching.epoch_batches(order_key, x.shape[0], plan.batch_size)
 
     def step(state, batch):
       model, optimizer = nnx.merge(graphdef, state)
@@ -199,15 +193,7 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
 
   def evaluate_one(state, split):
     model, _ = nnx.merge(graphdef, state)
-
-    def on_chunk(chunk):
-      x, y, weight = chunk
-      logits = model(x)
-      losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-      correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-      return jnp.sum(weight * losses), jnp.sum(weight * correct)
-
-    return jax.lax.map(on_chunk, split)
+    return batching.summed_loss_and_correct(model, split)
 
   @functools.partial(jax.jit, static_argnames="val_chunks", donate_argnums=0)
   def epoch(sweep: Sweep, train, held_out, val_chunks: int):
@@ -238,20 +224,6 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
     return Sweep(state, keys), metrics
 
   return epoch
-
-
-def in_chunks(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-  """Cuts a split into chunks of ``EVAL_CHUNK``; padding has weight 0."""
-  chunks = -(-len(x) // EVAL_CHUNK)
-  pad = chunks * EVAL_CHUNK - len(x)
-  weight = np.concatenate([np.ones(len(x)), np.zeros(pad)]).astype(np.float32)
-  x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-  y = np.concatenate([y, np.zeros(pad, y.dtype)])
-  return (
-    x.reshape(chunks, EVAL_CHUNK, *x.shape[1:]),
-    y.reshape(chunks, EVAL_CHUNK),
-    weight.reshape(chunks, EVAL_CHUNK),
-  )
 
 
 # --------------------------------------------------------------------------
@@ -320,8 +292,8 @@ def train(
   epoch_fn = compiled_for(plan)
   train_split = (jnp.asarray(data.train_x), jnp.asarray(data.train_y))
   val, test = (
-    in_chunks(data.val_x, data.val_y),
-    in_chunks(data.test_x, data.test_y),
+    batching.padded_chunks(data.val_x, data.val_y, EVAL_CHUNK),
+    batching.padded_chunks(data.test_x, data.test_y, EVAL_CHUNK),
   )
   held_out = tuple(jnp.asarray(np.concatenate(pair)) for pair in zip(val, test))
   sweep, history, start = init_sweep(plan), empty_history(plan), 0
