@@ -14,6 +14,7 @@ import optax
 import pytest
 
 import optax_prox
+from optax_prox._validation import leaves_by_path
 from tests import helpers
 
 PARAMS = {"w": jnp.asarray([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.asarray([0.25])}
@@ -43,19 +44,12 @@ STATES = {
 }
 
 
-def leaves(tree):
-  return {
-    jax.tree_util.keystr(path): leaf
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
-  }
-
-
 def anchored(state):
   """The anchor's leaves by path, none where ``optax.masked`` masks out.
 
   ``optax.masked`` keeps a ``MaskedNode`` there, which has no leaf.
   """
-  return leaves(optax.tree.get(state, "anchor"))
+  return leaves_by_path(optax.tree.get(state, "anchor"))
 
 
 @pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
@@ -72,7 +66,7 @@ def test_restart_takes_the_next_params_as_anchor_jitted(tx):
   after = anchored(state)
   assert after.keys() == before.keys()
   for path, leaf in after.items():
-    np.testing.assert_array_equal(leaf, leaves(params)[path])
+    np.testing.assert_array_equal(leaf, leaves_by_path(params)[path])
     assert not np.array_equal(leaf, before[path])
 
 
@@ -83,7 +77,7 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   target = jax.tree.map(lambda p: p + 2.0, PARAMS)
   state = jax.jit(optax_prox.set_anchor)(state, target)
   for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, leaves(target)[path])
+    np.testing.assert_array_equal(leaf, leaves_by_path(target)[path])
   # Every anchored leaf is 2 away in each entry.
   expected = 2.0 * np.sqrt(sum(leaf.size for leaf in anchored(state).values()))
   distance = jax.jit(optax_prox.anchor_distance)(state, PARAMS)
@@ -92,7 +86,7 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   # The next update pulls toward the new anchor instead of replacing it.
   _, state = tx.update(GRADS, state, PARAMS)
   for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, leaves(target)[path])
+    np.testing.assert_array_equal(leaf, leaves_by_path(target)[path])
 
 
 def test_restart_gives_the_full_step_and_keeps_the_outer_step():

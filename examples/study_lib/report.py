@@ -41,7 +41,6 @@ def headline_table(summaries: list[dict], set_names) -> str:
       if s is None:
         cells.append("–")
         continue
-      a = s["sets"][set_names[0]]
       rate = " / ".join(
         f"{s['sets'][n]['picked_learning_rate']:.2g}" for n in set_names
       )
@@ -49,7 +48,6 @@ def headline_table(summaries: list[dict], set_names) -> str:
         " (edge)" if any(s["sets"][n]["at_edge"] for n in set_names) else ""
       )
       cells.append(f"{accuracy_cell(s, set_names[0])} @ {rate}{edge}")
-      del a
     lines.append(f"| {b} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
