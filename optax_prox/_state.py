@@ -66,11 +66,24 @@ def _with_position(state: _State, position: Callable[[Any], Any]) -> _State:
   return state._replace(position=jax.tree.map(position, state.position))
 
 
-def _has_masked_leaves(tree: Any) -> bool:
+def _leaves_like_anchor(
+  name: str, tree: Any, anchor: Any, *, fix: str
+) -> dict[str, Any]:
+  """``tree``'s leaves by path, checked against a stored anchor's.
+
+  Refuses a flax.nnx module, and a tree without an anchored leaf or with a
+  leaf of another shape. Leaves the anchor lacks are refused too, unless
+  ``optax.masked`` left them out (a ``MaskedNode`` in the anchor).
+  """
+  _validation.check_not_nnx_object(name, tree, _PARAMS_OF_A_MODEL)
+
   def is_masked(node: Any) -> bool:
     return isinstance(node, optax.MaskedNode)
 
-  return any(map(is_masked, jax.tree.leaves(tree, is_leaf=is_masked)))
+  masked = any(map(is_masked, jax.tree.leaves(anchor, is_leaf=is_masked)))
+  return _validation.check_same_leaves(
+    name, tree, anchor, fix=fix, extra_leaves_ok=masked
+  )
 
 
 def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
@@ -123,14 +136,12 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
 
 def _new_anchor(anchor: Any, stored: Any) -> Any:
   """``anchor`` cast leaf by leaf onto the tree and dtypes of ``stored``."""
-  _validation.check_not_nnx_object("anchor", anchor, _PARAMS_OF_A_MODEL)
-  given = _validation.check_same_leaves(
+  given = _leaves_like_anchor(
     "anchor",
     anchor,
     stored,
     fix="Pass a tree with the params' structure and shapes (for flax.nnx,"
     " `nnx.state(model, nnx.Param)`).",
-    extra_leaves_ok=_has_masked_leaves(stored),
   )
 
   def cast(path: Any, leaf: jax.Array) -> jax.Array:
@@ -246,13 +257,8 @@ def anchor_distance(
       " the one you mean."
     )
   (state,) = found
-  _validation.check_not_nnx_object("params", params, _PARAMS_OF_A_MODEL)
-  current = _validation.check_same_leaves(
-    "params",
-    params,
-    state.anchor,
-    fix="Pass the params the optimizer updates.",
-    extra_leaves_ok=_has_masked_leaves(state.anchor),
+  current = _leaves_like_anchor(
+    "params", params, state.anchor, fix="Pass the params the optimizer updates."
   )
   total = jnp.zeros([], jnp.float32)
   for path, anchor in _validation.leaves_by_path(state.anchor).items():

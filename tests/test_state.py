@@ -143,7 +143,8 @@ def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
   assert distances[0] > 0 and distances[2] > distances[1] > after_restart
 
 
-@pytest.mark.parametrize(
+# Each state helper with the arguments it takes after the optimizer state.
+EVERY_HELPER = pytest.mark.parametrize(
   "helper, args",
   [
     (optax_prox.restart_inner_loop, ()),
@@ -151,6 +152,9 @@ def test_nnx_optimizer_state_can_be_restarted_and_measured_inside_nnx_jit():
     (optax_prox.anchor_distance, (PARAMS,)),
   ],
 )
+
+
+@EVERY_HELPER
 def test_a_state_without_ours_is_refused(helper, args):
   state = optax.sgd(0.1).init(PARAMS)
   with pytest.raises(
@@ -249,14 +253,7 @@ def test_helpers_given_more_than_nnx_params_say_what_to_pass(
   helper(state, nnx.state(model, nnx.Param))  # what the message asks for
 
 
-@pytest.mark.parametrize(
-  "helper, args",
-  [
-    (optax_prox.restart_inner_loop, ()),
-    (optax_prox.set_anchor, (PARAMS,)),
-    (optax_prox.anchor_distance, (PARAMS,)),
-  ],
-)
+@EVERY_HELPER
 def test_helpers_given_an_nnx_optimizer_ask_for_its_opt_state(helper, args):
   model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(model, optax_prox.trsgd(0.1), wrt=nnx.Param)
