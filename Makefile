@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo study test bench clean docs lint help
+.PHONY: demo study pilot test bench clean docs lint help
 .DEFAULT_GOAL := help
 
 $(BIN)/python:
@@ -17,11 +17,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
 	touch $@
 
-demo: $(VENV)/.installed  ## SGD, TRSGD, Adam and TRAdam at batch 8, as a story (examples/small_batch.py)
+demo: $(VENV)/.installed  ## SGD, TRSGD, Adam and TRAdam on real digits at batch 8, as a story (examples/small_batch.py)
 	$(BIN)/python -m examples.small_batch
 
-study: $(VENV)/.installed  ## the replicated short-budget study of docs/results.md (about 20 min), into docs/results
+study: $(VENV)/.installed  ## the replicated converged study of docs/results.md (about 75 min on 2 cores), into docs/results
 	$(BIN)/python -m examples.study --out docs/results
+
+pilot: $(VENV)/.installed  ## the pilot that chose the study's epochs, into docs/results/pilot.json (about 25 min)
+	$(BIN)/python -m examples.study --pilot --out docs/results
 
 test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippets included
 	$(BIN)/python -m pytest -n 2 --durations=10

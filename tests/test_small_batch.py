@@ -1,7 +1,7 @@
 """The story that ``make demo`` runs (examples/small_batch.py).
 
 It runs end to end on a small setting, and its learning rates are the ones
-the study picked (docs/results/study.json, MNIST-1D, batch 8, seed set A).
+the study picked (docs/results/study.json, digits, batch 8, seed set A).
 """
 
 import json
@@ -38,14 +38,20 @@ def test_the_story_trains_four_optimizers_and_draws_a_figure(tmp_path):
   assert (tmp_path / "small_batch.png").stat().st_size > 0
 
 
-def test_the_story_uses_the_rates_the_study_picked():
+def test_the_story_uses_the_rates_and_epochs_the_study_picked():
   with open(STUDY) as f:
-    summaries = json.load(f)["summaries"]
+    tunings = json.load(f)["tunings"]
   picked = {
-    s["method"]: s["sets"]["A"]["picked_learning_rate"]
-    for s in summaries
-    if s["task"] == "mnist1d" and s["batch_size"] == 8
+    t["method"]: t["rates"][t["sets"]["A"]["picked"]]
+    for t in tunings
+    if t["task"] == "digits" and t["batch_size"] == story.BATCH_SIZE
   }
+  epochs = {
+    t["epochs"]
+    for t in tunings
+    if t["task"] == "digits" and t["batch_size"] == story.BATCH_SIZE
+  }
+  assert epochs == {story.EPOCHS}
   assert {
     name: picked[name] for name in story.LEARNING_RATES
   } == story.LEARNING_RATES

