@@ -27,7 +27,7 @@ pilot: $(VENV)/.installed  ## the pilot that chose the study's epochs, into docs
 	$(BIN)/python -m examples.study --pilot --out docs/results
 
 test: $(VENV)/.installed  ## run the whole test suite, doctests and docs snippets included
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10
 
 bench: $(VENV)/.installed  ## time our update and training steps against the bare optimizers, into benchmarks/results.md (a GPU: results-gpu.md)
 	$(BIN)/python -m benchmarks.run

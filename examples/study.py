@@ -52,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--quick",
     action="store_true",
-    help="a smoke run: MNIST-1D at batch 8, 2 epochs, 2 seeds per set,"
-    " 3 rates, a 2x2 sensitivity map",
+    help="a smoke run: MNIST-1D at batch 8, 1 epoch, 2 seeds per set,"
+    " 3 rates, a 1x2 sensitivity map, no ablation",
   )
   parser.add_argument(
     "--pilot",
@@ -166,9 +166,10 @@ def write(out: str, head: report.Header, results, pilots) -> str:
   report.plot_batch_sizes(
     os.path.join(out, "batch_sizes.png"), results.tunings, names
   )
-  report.plot_ablation(
-    os.path.join(out, "ablation.png"), results.ablation, names
-  )
+  if results.ablation:  # a quick run has none
+    report.plot_ablation(
+      os.path.join(out, "ablation.png"), results.ablation, names
+    )
   report.plot_sensitivity(
     os.path.join(out, "sensitivity.png"), results.sensitivity
   )

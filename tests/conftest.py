@@ -49,6 +49,14 @@ def pytest_configure(config: pytest.Config) -> None:
     "markers",
     "optax_not_strict: runs optax code that strict dtype promotion rejects",
   )
+  config.addinivalue_line(
+    "markers", "runs_long: takes half a minute or more; scheduled first"
+  )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+  """Runs the long tests first, so that two workers finish together."""
+  items.sort(key=lambda item: item.get_closest_marker("runs_long") is None)
 
 
 @pytest.fixture(autouse=True)

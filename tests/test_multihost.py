@@ -106,6 +106,7 @@ def run_processes(directory: Path) -> list[str]:
   return outputs
 
 
+@pytest.mark.runs_long
 def test_two_processes_train_like_one_process(
   tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):

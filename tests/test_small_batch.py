@@ -17,6 +17,7 @@ STUDY = os.path.join(
 )
 
 
+@pytest.mark.runs_long
 @pytest.mark.optax_not_strict  # optax's Adam and piecewise schedule
 def test_the_story_trains_four_optimizers_and_draws_a_figure(tmp_path):
   histories = story.main(

@@ -29,6 +29,7 @@ from examples.study_lib import design as design_lib
 from examples.study_lib import methods
 from examples.study_lib import pilot
 from examples.study_lib import protocol
+from examples.study_lib import report
 from examples.study_lib import stats
 from tests import helpers
 from tests import reference
@@ -216,6 +217,37 @@ def test_a_grid_widens_while_its_curve_is_open_at_an_edge(
     assert tuning.open_edges() == (False, False)
 
 
+def test_the_ablation_tunes_each_ingredient_and_reuses_the_tuned_methods(
+  tmp_path,
+):
+  runner = FakeRunner(lambda rate: 90.0 - 20 * abs(np.log10(rate / 0.01)))
+  sets = {"A": [0, 1], "B": [2, 3]}
+  cell = design_lib.FULL_CELLS[0]
+  design = dataclasses.replace(design_lib.FULL, max_widen=0)
+  tuned = design_lib.tune_cell(design, runner, cell, sets)
+  assert len(runner.sweeps) == len(methods.COMPARED)
+  ablated = design_lib.ablation_cell(design, runner, cell, sets, tuned)
+  assert len(runner.sweeps) == len(methods.COMPARED) + 4  # the new variants
+  assert list(ablated) == [n for v in methods.ABLATION.values() for n in v]
+  assert ablated["TRSGD"] is tuned["TRSGD"]
+  verdicts = design_lib.ablation_verdicts(ablated)
+  assert [(v.method, v.baseline) for v in verdicts] == [
+    (name, variants[0])
+    for variants in methods.ABLATION.values()
+    for name in variants[1:]
+  ]
+  results = design_lib.Results(
+    ablation=list(ablated.values()), ablation_verdicts=verdicts
+  )
+  text = "\n".join(report.ablation_lines(results, ["A", "B"]))
+  assert "SGD, decay only − SGD" in text and "Adam, pull only − Adam" in text
+  report.plot_ablation(
+    str(tmp_path / "ablation.png"), results.ablation, ["A", "B"]
+  )
+  assert (tmp_path / "ablation.png").stat().st_size > 0
+
+
+@pytest.mark.runs_long
 @pytest.mark.optax_not_strict  # optax's built-in schedules
 def test_a_quick_study_writes_every_part(tmp_path):
   out = tmp_path / "out"
@@ -227,10 +259,10 @@ def test_a_quick_study_writes_every_part(tmp_path):
     "study.json",
     "robustness.png",
     "batch_sizes.png",
-    "ablation.png",
     "sensitivity.png",
   ):
     assert (out / name).stat().st_size > 0, name
+  assert not (out / "ablation.png").exists()  # no ablation in a quick run
   saved = json.loads((out / "study.json").read_text())
   assert set(saved) == {"header"} | {
     f.name for f in dataclasses.fields(design_lib.Results)
@@ -239,12 +271,10 @@ def test_a_quick_study_writes_every_part(tmp_path):
     m.name for m in methods.COMPARED
   }
   assert {t.method for t in results.paper} == set(design_lib.PAPER_RATES)
-  assert {t.method for t in results.ablation} == {
-    name for variants in methods.ABLATION.values() for name in variants
-  }
   assert len(results.verdicts) == 8 and len(results.ranges) == 2
-  for t in results.tunings + results.ablation:
-    assert set(t.sets) == {"A", "B"} and t.epochs == 2
+  assert len(results.sensitivity) == 2 and not results.ablation
+  for t in results.tunings:
+    assert set(t.sets) == {"A", "B"} and t.epochs == 1
     assert all(
       len(row) == len(t.rates) for s in t.sets.values() for row in s.test
     )
@@ -256,7 +286,6 @@ def test_a_quick_study_writes_every_part(tmp_path):
     "## 1. Tuned and converged",
     "## 2. At the paper's own settings",
     "## 3. How wide is each method's working range",
-    "## Ablation",
     "## Sensitivity: TRSGD",
   ):
     assert heading in text, heading
