@@ -1,7 +1,8 @@
 """The models of the examples, as plain ``flax.nnx`` modules.
 
 * :class:`Cnn1d`: a small 1-D CNN for MNIST-1D (signals of length 40).
-* :class:`Cnn2d`: a small 2-D CNN for 28x28 grey images (real MNIST digits).
+* :class:`Cnn2d`: a small 2-D CNN for grey images (the study's real digits,
+  14x14). Both CNNs share :class:`ConvReadout`'s forward pass.
 * :class:`Mlp`: a two-hidden-layer perceptron, for the sharded-training
   example (with sharded kernels).
 * :class:`ResNet18`: the CIFAR variant of ResNet-18 used by the paper
@@ -56,7 +57,24 @@ class Conv1d(nnx.Module):
     ].reshape(1, 1, -1)
 
 
-class Cnn1d(nnx.Module):
+class ConvReadout(nnx.Module):
+  """Strided convolutions with ReLU, then a linear read-out of the last map.
+
+  The forward pass of :class:`Cnn1d` and :class:`Cnn2d`, which build
+  ``self.convs`` (an ``nnx.List``) and ``self.head`` (an ``nnx.Linear``).
+  """
+
+  convs: nnx.List
+  head: nnx.Linear
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = x[..., None]
+    for conv in self.convs:
+      h = jax.nn.relu(conv(h))
+    return self.head(h.reshape(h.shape[0], -1))
+
+
+class Cnn1d(ConvReadout):
   """Three strided 1-D convolutions and a linear read-out.
 
   Takes signals of shape ``(batch, length)`` and returns logits of shape
@@ -82,12 +100,6 @@ class Cnn1d(nnx.Module):
     for _ in self.convs:
       out_length = -(-out_length // 2)
     self.head = nnx.Linear(out_length * channels, num_classes, rngs=rngs)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    h = x[..., None]
-    for conv in self.convs:
-      h = jax.nn.relu(conv(h))
-    return self.head(h.reshape(h.shape[0], -1))
 
 
 class Conv2d(nnx.Module):
@@ -124,7 +136,7 @@ class Conv2d(nnx.Module):
     return patches @ self.kernel[...] + self.bias[...]
 
 
-class Cnn2d(nnx.Module):
+class Cnn2d(ConvReadout):
   """Strided 3x3 convolutions and a linear read-out, for small grey images.
 
   Takes images of shape ``(batch, size, size)`` and returns logits of shape
@@ -150,12 +162,6 @@ class Cnn2d(nnx.Module):
     for _ in channels:
       size = -(-size // 2)
     self.head = nnx.Linear(size * size * widths[-1], num_classes, rngs=rngs)
-
-  def __call__(self, x: jax.Array) -> jax.Array:
-    h = x[..., None]
-    for conv in self.convs:
-      h = jax.nn.relu(conv(h))
-    return self.head(h.reshape(h.shape[0], -1))
 
 
 class Mlp(nnx.Module):

@@ -110,7 +110,7 @@ def run_study(
     results.verdicts += design_lib.tr_verdicts(tuned)
     results.ranges += design_lib.range_verdicts(tuned)
     if cell.batch_size == design_lib.PAPER_BATCH_SIZE:
-      paper = design_lib.paper_cell(design, runner, cell, sets)
+      paper = design_lib.paper_cell(runner, cell, sets)
       results.paper += paper.values()
       results.paper_verdicts += design_lib.tr_verdicts(paper, same_family=True)
     if cell in design.ablation_cells:
@@ -124,14 +124,16 @@ def run_study(
   return results
 
 
-def header(args, sets, wall: float, runner: protocol.Runner) -> report.Header:
-  design = args.design
+def header(
+  design: design_lib.Design,
+  command: str,
+  sets,
+  wall: float,
+  runner: protocol.Runner,
+) -> report.Header:
   tasks = {c.task.name: c.task for c in design.cells}
-  command = "python -m examples.study " + " ".join(
-    sys.argv[1:] if args.argv is None else args.argv
-  )
   return report.Header(
-    command=command.strip(),
+    command=command,
     tasks={name: data_lib.describe(task) for name, task in tasks.items()},
     ceilings={name: data_lib.ceiling(task) for name, task in tasks.items()},
     epochs={
@@ -178,7 +180,6 @@ def write(out: str, head: report.Header, results, pilots) -> str:
 
 def main(argv=None) -> design_lib.Results | None:
   args = parse_args(argv)
-  args.argv = argv
   if args.pilot:
     pilot_lib.main(args.out)
     return None
@@ -210,7 +211,9 @@ def main(argv=None) -> design_lib.Results | None:
       )
       return None
   wall = time.perf_counter() - start
-  head = header(args, sets, wall, runner)
+  words = sys.argv[1:] if argv is None else argv
+  command = " ".join(["python -m examples.study", *words])
+  head = header(args.design, command, sets, wall, runner)
   text = write(args.out, head, results, pilot_lib.load(args.design.pilot_path))
   print(text)
   print(f"wall time: {wall / 60:.1f} min; outputs in {args.out}/")

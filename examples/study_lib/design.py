@@ -142,9 +142,8 @@ def tune_cell(design: Design, runner, cell: Cell, sets) -> Tuned:
   }
 
 
-def paper_cell(design: Design, runner, cell: Cell, sets) -> Tuned:
+def paper_cell(runner, cell: Cell, sets) -> Tuned:
   """SGD, TRSGD, Adam and TRAdam at the paper's rates and weight decay."""
-  del design
   return {
     name: protocol.at_rate(
       runner,

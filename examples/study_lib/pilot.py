@@ -17,10 +17,9 @@ import json
 import os
 import time
 
-import numpy as np
-
 from examples.study_lib import data as data_lib
 from examples.study_lib import methods as methods_lib
+from examples.study_lib import protocol
 from examples.study_lib import sweep as sweep_lib
 
 TOLERANCE_POINTS = 0.5
@@ -98,12 +97,11 @@ def best_baseline(
     start = time.perf_counter()
     history, _ = sweep_lib.train(plan, data, on_epoch=on_epoch)
     seconds += time.perf_counter() - start
-    shape = (len(SEEDS), len(rates))
-    val = np.nan_to_num(history["val_accuracy"][-1]).reshape(shape).mean(0)
-    test = np.nan_to_num(history["test_accuracy"][-1]).reshape(shape).mean(0)
-    i = int(np.argmax(val))
-    if best is None or 100 * val[i] > best[0]:
-      best = (100 * float(val[i]), 100 * float(test[i]), name, rates[i])
+    runs = protocol.run_results(history, configs)
+    picked = protocol.set_result(runs, SEEDS, rates)
+    i = picked.picked
+    if best is None or picked.val_mean[i] > best[0]:
+      best = (picked.val_mean[i], picked.test_mean[i], name, rates[i])
   assert best is not None
   return Budget(epochs, *best, seconds=seconds)
 

@@ -193,8 +193,13 @@ class Tuning:
 
   def open_edges(self) -> tuple[bool, bool]:
     """Whether some set's test curve stays within 2 points at each edge."""
-    edges = [stats.open_edges(s.test_mean) for s in self.sets.values()]
-    return any(e[0] for e in edges), any(e[1] for e in edges)
+    return open_sides(s.test_mean for s in self.sets.values())
+
+
+def open_sides(curves) -> tuple[bool, bool]:
+  """Whether some of ``curves`` is within 2 points of its best at each edge."""
+  edges = [stats.open_edges(curve) for curve in curves]
+  return any(e[0] for e in edges), any(e[1] for e in edges)
 
 
 def train_rates(
@@ -239,10 +244,7 @@ def tune(
     results |= train_rates(runner, task, method, batch_size, new, seeds, epochs)
     rates = sorted({r for _, r in results})
     sets = {n: set_result(results, s, rates) for n, s in seed_sets.items()}
-    low, high = (
-      any(stats.open_edges(s.val_mean)[side] for s in sets.values())
-      for side in (0, 1)
-    )
+    low, high = open_sides(s.val_mean for s in sets.values())
     if not (low or high) or widenings >= max_widen:
       break
     new, widenings = methods_lib.widened(rates, low, high), widenings + 1
