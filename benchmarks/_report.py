@@ -152,7 +152,7 @@ def render(measured: Measurements, notes: str, *, period: int) -> str:
     " steps), so the anchor refreshes count. *cond*: the anchor refresh"
     " inside a `lax.cond`, optax_prox's default, which writes the anchor"
     " once per period; *select*: a branch-free `jnp.where` that writes it"
-    ' on every step (`optax_prox._proximal.refresh_strategy("select")`),'
+    " on every step (the private builder's `refresh='select'`),"
     " as optax's lookahead syncs its slow weights. *target*: the ceiling"
     " on the ratio, and whether each timing meets it. " + notes,
     "## Update step",

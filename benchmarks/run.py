@@ -26,11 +26,12 @@ import optax
 
 from benchmarks import _report
 from benchmarks import _timing
-from benchmarks import machine
 from benchmarks import models
+from examples import machine
 from examples import models as example_models
 import optax_prox
-from optax_prox import _proximal
+from optax_prox import _reference_rules
+from optax_prox import _trajectory
 
 RESULTS = pathlib.Path(__file__).parent / "results.md"
 PERIOD = 10
@@ -56,15 +57,23 @@ class Candidate(NamedTuple):
 
 
 def selecting(
-  make: Callable[[], optax.GradientTransformation],
+  direction: optax.GradientTransformation, weight_decay: float = 0.0
 ) -> Callable[[], optax.GradientTransformation]:
-  """``make``, constructing its optimizer with the branch-free refresh."""
+  """Our trsgd or tradam (by ``direction``) with the branch-free refresh.
 
-  def make_selecting() -> optax.GradientTransformation:
-    with _proximal.refresh_strategy("select"):
-      return make()
-
-  return make_selecting
+  The library refreshes by ``lax.cond``; the other refresh is reached through
+  the private builder behind both factories (``tests/test_proximal.py``
+  checks that it builds what they build, and that the results are equal).
+  """
+  return lambda: _trajectory.build(
+    _trajectory.descending(direction),
+    LR,
+    PERIOD,
+    None,
+    weight_decay,
+    None,
+    refresh="select",
+  )
 
 
 def sgd() -> optax.GradientTransformation:
@@ -87,11 +96,19 @@ def tr_lion() -> optax.GradientTransformation:
 
 SGD = Candidate("optax.sgd(momentum) + L2", sgd, 5)
 TRSGD = Candidate("optax_prox.trsgd (cond)", trsgd, 6 + 1 / PERIOD, 1.25)
-TRSGD_SELECT = Candidate("optax_prox.trsgd (select)", selecting(trsgd), 7, 1.25)
+TRSGD_SELECT = Candidate(
+  "optax_prox.trsgd (select)",
+  selecting(optax.trace(decay=0.9), WEIGHT_DECAY),
+  7,
+  1.25,
+)
 ADAM = Candidate("optax.adam", lambda: optax.adam(LR), 7)
 TRADAM = Candidate("optax_prox.tradam (cond)", tradam, 8 + 1 / PERIOD, 1.18)
 TRADAM_SELECT = Candidate(
-  "optax_prox.tradam (select)", selecting(tradam), 9, 1.18
+  "optax_prox.tradam (select)",
+  selecting(_reference_rules.scale_by_reference_adam(0.9, 0.999, 1e-8)),
+  9,
+  1.18,
 )
 LION = Candidate("optax.lion", lambda: optax.lion(LR / 10), 5)
 TR_LION = Candidate("trajectory_regularized(lion)", tr_lion, 6 + 1 / PERIOD)

@@ -7,9 +7,9 @@ training with small, noisy batches (Zhang, Qu, Chen and Metaxas, IJCAI 2019).
 from optax_prox._proximal import ProximalRegularizeState
 from optax_prox._proximal import proximal_regularize
 from optax_prox._schedules import inner_loop_schedule
-from optax_prox._state import anchor_distance
-from optax_prox._state import restart_inner_loop
-from optax_prox._state import set_anchor
+from optax_prox._state_helpers import anchor_distance
+from optax_prox._state_helpers import restart_inner_loop
+from optax_prox._state_helpers import set_anchor
 from optax_prox._trajectory import TrajectoryRegularizedState
 from optax_prox._trajectory import tradam
 from optax_prox._trajectory import trajectory_regularized

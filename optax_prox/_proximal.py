@@ -1,8 +1,5 @@
 r"""The proximal pull toward an anchor, refreshed every ``period`` steps."""
 
-from collections.abc import Iterator
-import contextlib
-import contextvars
 from typing import Any, Literal, NamedTuple, cast
 
 import jax
@@ -10,46 +7,29 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from optax_prox import _schedules
 from optax_prox import _validation
 
 NO_PARAMS_MESSAGE = (
-  "proximal_regularize needs the current parameters: call"
+  "this optax_prox transformation needs the current parameters: call"
   " `tx.update(grads, state, params)` (with flax.nnx, use"
   " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
+)
+UPDATE_FIX = (
+  "Pass {name} with the tree and shapes given to `init` (with flax.nnx,"
+  " the same `wrt` filter), or call `init` again."
 )
 
 # The position before an update that takes a new anchor: at init, after
 # `restart_inner_loop`, and after the last update of each inner loop.
 REFRESH_DUE = -1
 
-RefreshStrategy = Literal["cond", "select"]
-_refresh_strategy: contextvars.ContextVar[RefreshStrategy] = (
-  contextvars.ContextVar("optax_prox_refresh_strategy", default="cond")
-)
-
-
-@contextlib.contextmanager
-def refresh_strategy(name: RefreshStrategy) -> Iterator[None]:
-  """How the optimizers constructed inside this block refresh the anchor.
-
-  For the benchmark, which compares the two on each backend. ``"cond"`` (the
-  default) writes the anchor once per inner loop, inside a ``lax.cond``;
-  ``"select"`` writes it on every step with a branch-free ``jnp.where``, as
-  optax's lookahead syncs its slow weights. The results are the same.
-
-  Args:
-    name: ``"cond"`` or ``"select"``.
-
-  Yields:
-    Nothing; the strategy is read when a transformation is constructed.
-  """
-  if name not in ("cond", "select"):
-    raise ValueError(f"name must be 'cond' or 'select', got {name!r}.")
-  token = _refresh_strategy.set(name)
-  try:
-    yield
-  finally:
-    _refresh_strategy.reset(token)
+# How the anchor is refreshed; both give the same results (tested).
+# "cond" writes it once per inner loop inside a lax.cond; "select" writes it
+# on every step with a branch-free jnp.where, as optax's lookahead syncs its
+# slow weights, and needs no predicate on the host (XLA:GPU copies a cond's
+# predicate there). The library uses "cond"; the benchmark compares both.
+Refresh = Literal["cond", "select"]
 
 
 class ProximalRegularizeState(NamedTuple):
@@ -75,6 +55,13 @@ class ProximalRegularizeState(NamedTuple):
   anchor: optax.Params
   step: jax.Array
   position: jax.Array
+
+
+def require_params(params: optax.Params | None) -> optax.Params:
+  """``params``, or the error that says how to pass them."""
+  if params is None:
+    raise ValueError(NO_PARAMS_MESSAGE)
+  return params
 
 
 def step_and_position(state: ProximalRegularizeState) -> tuple[Any, Any]:
@@ -164,14 +151,29 @@ def proximal_regularize(
   if period is not None:
     period = _validation.check_period(period)
   _validation.check_nonnegative("strength", strength)
-  if anchor_dtype is not None:
-    anchor_dtype = jnp.dtype(anchor_dtype)
-    if not jnp.issubdtype(anchor_dtype, jnp.inexact):
-      raise TypeError(
-        f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
-        f" {anchor_dtype}."
-      )
-  refresh_anchor = _REFRESHES[_refresh_strategy.get()]
+  return build(
+    strength, period, _validation.check_anchor_dtype(anchor_dtype), "cond"
+  )
+
+
+def build(
+  strength: optax.ScalarOrSchedule,
+  period: int | None,
+  anchor_dtype: np.dtype[Any] | None,
+  refresh: Refresh,
+) -> optax.GradientTransformationExtraArgs:
+  """:func:`proximal_regularize` from checked arguments.
+
+  Args:
+    strength: the proximal strength, checked.
+    period: the inner-loop length, checked, or None.
+    anchor_dtype: a floating dtype, or None for each param's own.
+    refresh: how the anchor is refreshed (see ``Refresh``).
+
+  Returns:
+    The transformation.
+  """
+  refresh_anchor = _REFRESHES[refresh]
 
   def init_fn(params: optax.Params) -> ProximalRegularizeState:
 
@@ -198,12 +200,18 @@ def proximal_regularize(
   ) -> tuple[optax.Updates, optax.OptState]:
     del extra_args  # accepted, like every optax transformation, and unused
     state = cast(ProximalRegularizeState, state)
-    if params is None:
-      raise ValueError(NO_PARAMS_MESSAGE)
-    _validation.check_like_anchor("params", params, state.anchor)
-    _validation.check_like_anchor("updates", updates, state.anchor)
+    params = require_params(params)
+    _validation.check_unstacked(state.position, "tx.update")
+    for name, tree in (("params", params), ("updates", updates)):
+      _validation.check_like_anchor(
+        name,
+        tree,
+        state.anchor,
+        fix=UPDATE_FIX.format(name=name),
+        same_containers=True,
+      )
     step, position = step_and_position(state)
-    mu = strength(step) if callable(strength) else strength
+    mu = _schedules.value_at(strength, step)
     refresh = state.position == REFRESH_DUE
     anchor = refresh_anchor(refresh, params, state.anchor)
 

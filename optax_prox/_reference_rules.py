@@ -63,7 +63,7 @@ def scale_by_reference_adam(
   """
 
   def init_fn(params: optax.Params) -> optax.ScaleByAdamState:
-    concrete_eps = _validation.concrete_float(eps)
+    concrete_eps = _validation.concrete_float("eps", eps)
     has_float16 = any(
       jnp.result_type(p) == jnp.float16 for p in jax.tree.leaves(params)
     )

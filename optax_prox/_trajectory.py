@@ -38,7 +38,7 @@ def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   if not callable(learning_rate):
     return 0.1 * learning_rate
   eta_0 = learning_rate(0)
-  if _validation.concrete_float(eta_0) == 0:
+  if _validation.concrete_float("learning_rate(0)", eta_0) == 0:
     raise ValueError(
       "lambda_w defaults to 0.1 * learning_rate(0), but learning_rate(0) is"
       " 0 (a warm-up from zero?), which would switch the proximal term off."
@@ -47,15 +47,21 @@ def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   return 0.1 * eta_0
 
 
-def _regularized(
+def build(
   make_optimizer: OptimizerFactory,
   learning_rate: optax.ScalarOrSchedule,
   period: int,
   lambda_w: optax.ScalarOrSchedule | None,
   weight_decay: optax.ScalarOrSchedule,
   anchor_dtype: jax.typing.DTypeLike | None,
+  refresh: _proximal.Refresh = "cond",
 ) -> optax.GradientTransformationExtraArgs:
-  """Checks the shared arguments and builds the transformation."""
+  """Checks the shared arguments and builds the transformation.
+
+  The public factories' one boundary for ``learning_rate``, ``period``,
+  ``lambda_w``, ``weight_decay`` and ``anchor_dtype``; ``refresh`` is for
+  the benchmark, which compares the two ways to refresh the anchor.
+  """
   if period is None:
     raise TypeError(
       "period must be a Python int for the Trajectory Regularized"
@@ -70,12 +76,13 @@ def _regularized(
   _validation.check_nonnegative("lambda_w", lambda_w)
   _validation.check_nonnegative("weight_decay", weight_decay)
   no_decay = not callable(weight_decay) and (
-    _validation.concrete_float(weight_decay) == 0
+    _validation.concrete_float("weight_decay", weight_decay) == 0
   )
-  proximal = _proximal.proximal_regularize(
+  proximal = _proximal.build(
     _schedules.coupled_strength(learning_rate, lambda_w),
     period,
-    anchor_dtype=anchor_dtype,
+    _validation.check_anchor_dtype(anchor_dtype),
+    refresh,
   )
 
   def init_fn(params: optax.Params) -> TrajectoryRegularizedState:
@@ -93,8 +100,7 @@ def _regularized(
     **extra_args: Any,
   ) -> tuple[optax.Updates, optax.OptState]:
     state = cast(TrajectoryRegularizedState, state)
-    if params is None:
-      raise ValueError(_proximal.NO_PARAMS_MESSAGE)
+    params = _proximal.require_params(params)
     step, position = _proximal.step_and_position(state.proximal)
     updates, proximal_state = proximal.update(updates, state.proximal, params)
     if not no_decay:
@@ -119,7 +125,7 @@ def _regularized(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _descending(direction: optax.GradientTransformation) -> OptimizerFactory:
+def descending(direction: optax.GradientTransformation) -> OptimizerFactory:
   """The optimizer of trsgd and tradam: a direction, then the step size."""
   return lambda step_size, params: optax.chain(
     direction, _reference_rules.descend(step_size)
@@ -134,6 +140,7 @@ def trajectory_regularized(
   lambda_w: optax.ScalarOrSchedule | None = None,
   weight_decay: optax.ScalarOrSchedule = 0.0,
   anchor_dtype: jax.typing.DTypeLike | None = None,
+  **optimizer_kwargs: Any,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Wraps an optimizer in the Trajectory Regularized Algorithm.
 
@@ -166,9 +173,10 @@ def trajectory_regularized(
 
   Args:
     optimizer: an optax optimizer factory (not an optimizer: pass
-      ``optax.adam``, not ``optax.adam(1e-3)``) whose first argument is the
-      learning rate, such as ``optax.adamw``, ``optax.lion`` or
-      ``functools.partial(optax.sgd, momentum=0.9)``.
+      ``optax.adam``, not ``optax.adam(1e-3)``) whose first parameter is the
+      learning rate (named ``learning_rate``, ``lr`` or ``step_size``),
+      such as ``optax.adamw``, ``optax.lion`` or ``optax.sgd``; not a
+      transformation without one, such as ``optax.scale_by_adam``.
     learning_rate: the outer learning rate :math:`\eta_k`, a float or a
       schedule.
     period: the inner-loop length :math:`S`, a Python int (the reference's
@@ -180,6 +188,10 @@ def trajectory_regularized(
       schedule, added to the gradient after the proximal term (the
       reference's ``weight_decay``).
     anchor_dtype: dtype to store the anchor in; default each param's dtype.
+    **optimizer_kwargs: the optimizer's other arguments, passed on to it
+      (``momentum=0.9`` for ``optax.sgd``). ``weight_decay`` is the one
+      above; for the optimizer's own (``optax.adamw``'s decoupled decay),
+      pass ``functools.partial(optax.adamw, weight_decay=1e-4)``.
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs` whose ``update``
@@ -187,14 +199,17 @@ def trajectory_regularized(
 
   Raises:
     TypeError: if ``optimizer`` is not a factory (an optimizer instance, for
-      example), or ``period`` is not an int.
+      example), its first parameter is not the learning rate, it takes no
+      argument of a name in ``optimizer_kwargs``, or ``period`` is not an
+      int.
 
   Examples:
     >>> import jax.numpy as jnp
     >>> import optax
     >>> import optax_prox
     >>> tx = optax_prox.trajectory_regularized(
-    ...     optax.lion, learning_rate=1e-3, period=5, weight_decay=1e-4)
+    ...     optax.lion, learning_rate=1e-3, period=5, weight_decay=1e-4,
+    ...     b1=0.95)
     >>> params = {"w": jnp.ones(3)}
     >>> state = tx.init(params)
     >>> updates, state = tx.update({"w": jnp.ones(3)}, state, params)
@@ -206,27 +221,22 @@ def trajectory_regularized(
     Neural Networks with Small Batch Sizes
     <https://www.ijcai.org/proceedings/2019/0604.pdf>`_, IJCAI 2019.
   """
-  if isinstance(optimizer, optax.GradientTransformation):
-    raise TypeError(
-      "optimizer must be an optax optimizer factory, which"
-      " trajectory_regularized calls with the step size on every update;"
-      " got an optimizer already built. Pass `optax.adam`, not"
-      " `optax.adam(1e-3)` (and functools.partial(optax.adam, b1=0.95) to"
-      " set its other arguments)."
-    )
-  if not callable(optimizer):
-    raise TypeError(
-      "optimizer must be an optax optimizer factory such as optax.adam,"
-      f" got {optimizer!r} of type {type(optimizer).__name__}."
-    )
+  # optax.inject_hyperparams binds this signature and passes the keyword
+  # arguments back as one keyword named after them.
+  optimizer_kwargs = {
+    **optimizer_kwargs.pop("optimizer_kwargs", {}),
+    **optimizer_kwargs,
+  }
+  _validation.check_optimizer_factory(optimizer, optimizer_kwargs)
 
   def make_optimizer(
     step_size: jax.Array, params: optax.Params
   ) -> optax.GradientTransformation:
     # Cast as optax.inject_hyperparams casts an injected learning rate.
-    return optimizer(step_size.astype(optax.tree.dtype(params, "highest")))
+    step_size = step_size.astype(optax.tree.dtype(params, "highest"))
+    return optimizer(step_size, **optimizer_kwargs)
 
-  return _regularized(
+  return build(
     make_optimizer, learning_rate, period, lambda_w, weight_decay, anchor_dtype
   )
 
@@ -304,8 +314,8 @@ def trsgd(
   else:
     _validation.check_fraction("momentum", momentum)
     direction = optax.trace(decay=momentum, nesterov=nesterov)
-  return _regularized(
-    _descending(direction),
+  return build(
+    descending(direction),
     learning_rate,
     period,
     lambda_w,
@@ -378,9 +388,9 @@ def tradam(
   """
   _validation.check_fraction("b1", b1)
   _validation.check_fraction("b2", b2)
-  _validation.check_nonnegative("eps", eps)
-  return _regularized(
-    _descending(_reference_rules.scale_by_reference_adam(b1, b2, eps)),
+  _validation.check_nonnegative("eps", eps, schedule_ok=False)
+  return build(
+    descending(_reference_rules.scale_by_reference_adam(b1, b2, eps)),
     learning_rate,
     period,
     lambda_w,

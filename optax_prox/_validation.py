@@ -1,28 +1,50 @@
-"""Argument checks shared by the public factories.
+"""Argument checks for the public factories and helpers.
 
-Every check raises at construction time with a message that names the
-argument, says what was wrong, and says how to fix it. Values that are traced
-(for instance hyper-parameters injected by ``optax.inject_hyperparams`` inside
-``jax.jit``) cannot be inspected and are let through.
+Every check raises, at construction or at the first call, a message that
+names the argument, says what was wrong and how to fix it. Values that are
+traced (for instance hyper-parameters injected by ``optax.inject_hyperparams``
+inside ``jax.jit``) cannot be inspected and are let through.
 """
 
+from collections.abc import Mapping
+import inspect
 import math
+import re
 import sys
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 _INT32_MAX = np.iinfo(np.int32).max
+PARAMS_OF_A_MODEL = "its parameters, `nnx.state(model, nnx.Param)`"
+# What optax and hand-written factories call the learning rate.
+LEARNING_RATE_NAMES = ("learning_rate", "lr", "step_size")
 
 
-def concrete_float(value: Any) -> float | None:
-  """Returns ``value`` as a Python float, or None when it is traced."""
+def concrete_float(name: str, value: Any) -> float | None:
+  """``value`` as a Python float, or None when it is traced.
+
+  Args:
+    name: the argument's name, as a message shows it.
+    value: a real scalar or a tracer.
+
+  Returns:
+    The float, or None for a tracer.
+  """
   if isinstance(value, jax.core.Tracer):
     return None
+  if callable(value):
+    raise TypeError(
+      f"{name} must be a real scalar, not a schedule: got {value!r}. To"
+      " change it during training, wrap the optimizer in"
+      " optax.inject_hyperparams."
+    )
   array = np.asarray(value)
   if array.ndim != 0 or not np.issubdtype(array.dtype, np.number):
-    raise TypeError(f"expected a real scalar, got {value!r}")
+    raise TypeError(f"{name} must be a real scalar, got {value!r}.")
   return float(array)
 
 
@@ -51,19 +73,20 @@ def check_period(period: Any) -> int:
   return int(period)
 
 
-def check_nonnegative(name: str, value: Any) -> None:
-  """Checks that a scalar hyper-parameter is finite and >= 0.
+def check_nonnegative(
+  name: str, value: Any, *, schedule_ok: bool = True
+) -> None:
+  """Checks that a hyper-parameter is finite and >= 0.
 
-  Schedules are checked at step 0; traced values are not checked.
+  Schedules (where ``schedule_ok``) are checked at step 0; traced values
+  are not checked.
   """
-  at_zero = value(0) if callable(value) else value
-  try:
-    number = concrete_float(at_zero)
-  except TypeError as error:
-    raise TypeError(f"{name}: {error}.") from None
+  schedule = callable(value) and schedule_ok
+  at_zero = value(0) if schedule else value
+  number = concrete_float(f"{name}(0)" if schedule else name, at_zero)
   if number is None:
     return
-  where = " at step 0" if callable(value) else ""
+  where = " at step 0" if schedule else ""
   if math.isnan(number) or math.isinf(number) or number < 0:
     raise ValueError(
       f"{name} must be a finite number >= 0, got {number}{where}."
@@ -71,10 +94,101 @@ def check_nonnegative(name: str, value: Any) -> None:
 
 
 def check_fraction(name: str, value: Any) -> None:
-  """Checks that a decay rate such as a momentum lies in ``[0, 1)``."""
-  number = concrete_float(value)
+  """Checks that a decay rate such as a momentum is a float in ``[0, 1)``."""
+  number = concrete_float(name, value)
   if number is not None and not 0 <= number < 1:
     raise ValueError(f"{name} must lie in [0, 1), got {number}.")
+
+
+def check_anchor_dtype(anchor_dtype: Any) -> np.dtype[Any] | None:
+  """``anchor_dtype`` as a floating dtype, or None for each param's own."""
+  if anchor_dtype is None:
+    return None
+  try:
+    dtype: np.dtype[Any] = jnp.dtype(anchor_dtype)
+  except TypeError:
+    raise TypeError(
+      f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
+      f" {anchor_dtype!r}."
+    ) from None
+  if not jnp.issubdtype(dtype, jnp.inexact):
+    raise TypeError(
+      f"anchor_dtype must be a floating dtype such as jnp.bfloat16, got"
+      f" {dtype}."
+    )
+  return dtype
+
+
+def check_optimizer_factory(
+  optimizer: Any, optimizer_kwargs: Mapping[str, Any]
+) -> None:
+  """Checks a factory that is called as ``optimizer(step_size, **kwargs)``.
+
+  Refuses an optimizer already built, a factory whose first parameter is
+  not the learning rate (``optax.scale_by_adam`` would get the step size as
+  ``b1``), and keyword arguments the factory does not take. A factory whose
+  signature Python cannot read is let through.
+  """
+  if isinstance(optimizer, optax.GradientTransformation):
+    raise TypeError(
+      "optimizer must be an optax optimizer factory, which"
+      " trajectory_regularized calls with the step size on every update;"
+      " got an optimizer already built. Pass `optax.adam`, not"
+      " `optax.adam(1e-3)` (and set its other arguments as keywords:"
+      " `trajectory_regularized(optax.adam, 1e-3, b1=0.95)`)."
+    )
+  if not callable(optimizer):
+    raise TypeError(
+      "optimizer must be an optax optimizer factory such as optax.adam,"
+      f" got {optimizer!r} of type {type(optimizer).__name__}."
+    )
+  try:
+    parameters = inspect.signature(optimizer).parameters.values()
+  except (TypeError, ValueError):  # a builtin, say
+    return
+  name = getattr(optimizer, "__name__", repr(optimizer))
+  _check_learning_rate_first(name, list(parameters))
+  takes = {p.name for p in parameters}
+  if any(p.kind is p.VAR_KEYWORD for p in parameters):
+    return
+  unknown = sorted(set(optimizer_kwargs) - takes)
+  if unknown:
+    raise TypeError(
+      f"trajectory_regularized passes {', '.join(unknown)} on to the"
+      f" optimizer, but {name} takes no such argument (it takes"
+      f" {', '.join(sorted(takes))}). Check the spelling, or pass the"
+      " optimizer's own arguments only."
+    )
+
+
+def _check_learning_rate_first(
+  name: str, parameters: list[inspect.Parameter]
+) -> None:
+  """Checks that the factory's first positional parameter is the rate."""
+  positional = [
+    p
+    for p in parameters
+    if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+  ]
+  if not positional:
+    raise TypeError(
+      f"optimizer: {name} takes no positional argument, but"
+      " trajectory_regularized passes it the step size as its first"
+      " argument. If functools.partial fixed the learning rate, leave it"
+      " out: pass `optax.adam` and set the others as keywords,"
+      " `trajectory_regularized(optax.adam, 1e-3, b1=0.95)`."
+    )
+  first = positional[0]
+  if first.kind is first.VAR_POSITIONAL or first.name in LEARNING_RATE_NAMES:
+    return
+  raise TypeError(
+    f"optimizer: the first parameter of {name} is {first.name!r}, not the"
+    " learning rate, but trajectory_regularized passes the step size as"
+    " the first argument. Pass a factory that takes the learning rate"
+    " first, such as optax.adam instead of optax.scale_by_adam; if"
+    f" {first.name!r} is your factory's learning rate, wrap it:"
+    f" `lambda learning_rate: {name}(learning_rate)`."
+  )
 
 
 def path_key(path: Any) -> str:
@@ -110,26 +224,20 @@ def describe_paths(paths: Any, limit: int = 3) -> str:
   )
 
 
-def _nnx_hint(tree: Any) -> str:
-  """Advice for a tree that holds flax.nnx variables other than ``Param``."""
+def _nnx_variable_types(tree: Any) -> list[str]:
+  """The flax.nnx variable types in ``tree`` other than ``nnx.Param``."""
   nnx = sys.modules.get("flax.nnx")  # flax is not a dependency of ours
   if nnx is None:
-    return ""
+    return []
   variables = jax.tree.leaves(
     tree, is_leaf=lambda node: isinstance(node, nnx.Variable)
   )
-  others = sorted(
+  return sorted(
     {
       type(v).__name__
       for v in variables
       if isinstance(v, nnx.Variable) and not isinstance(v, nnx.Param)
     }
-  )
-  if not others:
-    return ""
-  return (
-    f" It holds flax.nnx variables that are not parameters"
-    f" ({', '.join(others)}): pass `nnx.state(model, nnx.Param)`."
   )
 
 
@@ -158,69 +266,123 @@ def check_not_nnx_object(name: str, tree: Any, instead: str) -> None:
     )
 
 
-def check_same_leaves(
+def _top_level(paths: Any) -> dict[str, set[str]]:
+  """Paths grouped by their first key: ``{"['body']": {"['w']", ...}}``."""
+  groups: dict[str, set[str]] = {}
+  for path in paths:
+    match = re.match(r"\[[^\]]*\]|\.[^.\[]+", path)
+    first = match.group(0) if match else path
+    groups.setdefault(first, set()).add(path[len(first) :])
+  return groups
+
+
+def _whole_entries(given: Any, wanted: Any) -> str:
+  """What a mismatch says about whole top-level entries, or ``""``."""
+  have, want = _top_level(given), _top_level(wanted)
+  lacking = sorted(set(want) - set(have))
+  if not lacking:
+    return ""
+  for key in lacking:
+    if want[key] == set(given):
+      return (
+        f" It looks like the params' {key} subtree alone: pass the whole"
+        " tree, whose top-level entries are"
+        f" {describe_paths(want, limit=5)}."
+      )
+  extra = sorted(set(have) - set(want))
+  return f" It lacks the whole top-level entries {describe_paths(lacking)}" + (
+    f" and has top-level entries the params lack, {describe_paths(extra)}."
+    if extra
+    else "."
+  )
+
+
+def _has_masked_node(tree: Any) -> bool:
+  def is_masked(node: Any) -> bool:
+    return isinstance(node, optax.MaskedNode)
+
+  return any(map(is_masked, jax.tree.leaves(tree, is_leaf=is_masked)))
+
+
+def check_like_anchor(
   name: str,
   tree: Any,
-  reference: Any,
+  anchor: Any,
   *,
   fix: str,
-  extra_leaves_ok: bool = False,
+  batch_ndim: int = 0,
+  same_containers: bool = False,
 ) -> dict[str, Any]:
-  """Checks that ``tree`` has the leaves and leaf shapes of ``reference``.
+  """Checks ``tree`` against a stored anchor, leaf by leaf.
 
-  Leaves are matched by path (:func:`leaves_by_path`), and ``reference`` is
-  what the optimizer state holds: the anchor, of the params' tree.
+  The one check of a params-like tree against the state: by
+  :func:`path_key`, so an ``nnx.State`` matches a dict of the same params.
+  Leaves the anchor lacks are refused too, unless ``optax.masked`` left them
+  out (a ``MaskedNode`` in the anchor). Instead of the JAX-internal error
+  that a mismatch would give deep inside an update, the message names
+  ``name``, the first leaves that differ, whole top-level entries missing,
+  and ``fix``.
 
   Args:
     name: the argument's name, as the message shows it.
     tree: the argument.
-    reference: the tree it must match.
+    anchor: the stored anchor it must match.
     fix: what to do instead, the message's last sentence.
-    extra_leaves_ok: accept leaves of ``tree`` that ``reference`` lacks
-      (those that ``optax.masked`` leaves out of the state).
+    batch_ndim: how many leading axes of the anchor's leaves stack several
+      states (one per client, say); ``tree``'s leaves may have either the
+      stacked shape or the shape of one state.
+    same_containers: also require the anchor's containers (a tuple is not
+      a list), which ``jax.tree.map`` over both needs.
 
   Returns:
     The leaves of ``tree`` by path.
   """
-  given, wanted = leaves_by_path(tree), leaves_by_path(reference)
+  check_not_nnx_object(name, tree, PARAMS_OF_A_MODEL)
+  given, wanted = leaves_by_path(tree), leaves_by_path(anchor)
   missing = set(wanted) - set(given)
-  unexpected = set() if extra_leaves_ok else set(given) - set(wanted)
+  unexpected = set() if _has_masked_node(anchor) else set(given) - set(wanted)
   if missing or unexpected:
+    variables = _nnx_variable_types(tree)
     raise ValueError(
       f"{name} has a different tree from the params the optimizer state was"
       f" initialized with (missing {describe_paths(missing)}; unexpected"
-      f" {describe_paths(unexpected)}).{_nnx_hint(tree)} {fix}"
-    )
-  for path, leaf in wanted.items():
-    if np.shape(given[path]) != np.shape(leaf):
-      raise ValueError(
-        f"{name}{path} has shape {np.shape(given[path])}, but the optimizer"
-        f" state was initialized with shape {np.shape(leaf)} there. {fix}"
+      f" {describe_paths(unexpected)}).{_whole_entries(given, wanted)}"
+      + (
+        " It holds flax.nnx variables that are not parameters"
+        f" ({', '.join(variables)}): pass `nnx.state(model, nnx.Param)`."
+        if variables
+        else ""
       )
-  return given
-
-
-def check_like_anchor(name: str, tree: Any, anchor: Any) -> None:
-  """Checks that ``tree`` has the anchor's structure and leaf shapes.
-
-  Raises a message that names ``name`` and the first leaves that differ,
-  instead of the JAX-internal error that a mismatch would otherwise give
-  deep inside the update.
-  """
+      + f" {fix}"
+    )
+  for path, stored in wanted.items():
+    shape, want = np.shape(given[path]), np.shape(stored)
+    if shape not in (want, want[batch_ndim:]):
+      one = f" (or {want[batch_ndim:]}, one state's)" if batch_ndim else ""
+      raise ValueError(
+        f"{name}{path} has shape {shape}, but the optimizer state was"
+        f" initialized with shape {want}{one} there. {fix}"
+      )
   structure: Any = jax.tree.structure(tree)  # PyTreeDef is untyped
-  if structure == jax.tree.structure(anchor) and all(
-    np.shape(leaf) == np.shape(anchored)
-    for leaf, anchored in zip(jax.tree.leaves(tree), jax.tree.leaves(anchor))
-  ):
-    return
-  fix = (
-    f"Pass {name} with the tree and shapes given to `init` (with flax.nnx,"
-    " the same `wrt` filter), or call `init` again."
-  )
-  check_same_leaves(name, tree, anchor, fix=fix)
-  if structure != jax.tree.structure(anchor):
+  if same_containers and structure != jax.tree.structure(anchor):
     raise ValueError(
       f"{name} has a different tree from the params the optimizer state was"
       f" initialized with: the same leaves in other containers, {structure}"
       f" against {jax.tree.structure(anchor)}. {fix}"
+    )
+  return given
+
+
+def check_unstacked(counter: jax.Array, caller: str) -> None:
+  """Refuses a state stacked along leading axes, which ``caller`` can't take.
+
+  ``jax.vmap(tx.init)`` stacks one state per client; its counters then have
+  the client axes, and the update must run inside ``jax.vmap``.
+  """
+  if np.ndim(counter) != 0:
+    raise ValueError(
+      f"{caller} got a stack of states (its counters have shape"
+      f" {np.shape(counter)}, one per client, as jax.vmap(tx.init) makes"
+      f" them): call it inside jax.vmap, e.g."
+      f" `jax.vmap(tx.update)(grads, state, params)`."
     )

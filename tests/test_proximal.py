@@ -15,6 +15,9 @@ import optax
 import pytest
 
 import optax_prox
+from optax_prox import _proximal
+from optax_prox import _reference_rules
+from optax_prox import _trajectory
 from tests import helpers
 
 
@@ -201,9 +204,9 @@ def test_strength_zero_or_period_one_changes_nothing(
 
 
 def assert_anchor_is(state, params, anchor_dtype):
-  for a, p in zip(jax.tree.leaves(state.anchor), jax.tree.leaves(params)):
-    assert a.dtype == (anchor_dtype or p.dtype)
-    np.testing.assert_array_equal(a, p.astype(a.dtype))
+  expected = jax.tree.map(lambda p: p.astype(anchor_dtype or p.dtype), params)
+  chex.assert_trees_all_equal_dtypes(state.anchor, expected)
+  chex.assert_trees_all_equal(state.anchor, expected)
 
 
 @SETTINGS
@@ -254,24 +257,38 @@ def test_the_pull_is_strength_times_the_distance_to_the_anchor(
     assert np.all(np.abs(u - (g + pull)) <= rounding)
 
 
-STRATEGY_CASES = {
-  "proximal_regularize": lambda: optax.chain(
-    optax_prox.proximal_regularize(0.7, period=3), optax.sgd(0.1)
+REFRESH_CASES = {
+  "proximal_regularize": lambda refresh: optax.chain(
+    _proximal.build(0.7, 3, None, refresh), optax.sgd(0.1)
   ),
-  "trsgd-bf16-anchor": lambda: optax_prox.trsgd(
-    0.1, period=3, anchor_dtype=jnp.bfloat16
+  "trsgd-bf16-anchor": lambda refresh: _trajectory.build(
+    _trajectory.descending(optax.trace(decay=0.9)),
+    0.1,
+    3,
+    None,
+    0.0,
+    jnp.bfloat16,
+    refresh,
   ),
-  "tradam": lambda: optax_prox.tradam(1e-2, period=4),
+  "tradam": lambda refresh: _trajectory.build(
+    _trajectory.descending(
+      _reference_rules.scale_by_reference_adam(0.9, 0.999, 1e-8)
+    ),
+    1e-2,
+    4,
+    None,
+    0.0,
+    None,
+    refresh,
+  ),
 }
 
 
-@pytest.mark.parametrize("make", STRATEGY_CASES.values(), ids=STRATEGY_CASES)
+@pytest.mark.parametrize("make", REFRESH_CASES.values(), ids=REFRESH_CASES)
 def test_select_refresh_gives_the_cond_refresh_results(make):
   # The benchmark's branch-free refresh must be the same algorithm: equal
   # anchors, positions and updates over refreshes, a restart and set_anchor.
-  with optax_prox._proximal.refresh_strategy("select"):
-    select = make()
-  cond = make()
+  select, cond = make("select"), make("cond")
   params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.ones(3)}
   cond_state, select_state = cond.init(params), select.init(params)
   cond_update, select_update = jax.jit(cond.update), jax.jit(select.update)
@@ -289,7 +306,63 @@ def test_select_refresh_gives_the_cond_refresh_results(make):
     params = optax.apply_updates(params, updates)
 
 
-def test_an_unknown_refresh_strategy_is_refused():
-  with pytest.raises(ValueError, match="name must be 'cond' or 'select'"):
-    with optax_prox._proximal.refresh_strategy("where"):  # type: ignore[arg-type]
-      pass
+def test_the_library_refreshes_by_cond():
+  # One code path: the public factories build the "cond" refresh, whose
+  # jaxpr holds a cond, and the benchmark's "select" holds none.
+  params = jnp.ones(3)
+
+  def has_cond(tx):
+    jaxpr = jax.make_jaxpr(tx.update)(params, tx.init(params), params)
+    return "cond" in str(jaxpr)
+
+  assert has_cond(optax_prox.proximal_regularize(0.7, 3))
+  assert has_cond(optax_prox.trsgd(0.1))
+  assert not has_cond(_proximal.build(0.7, 3, None, "select"))
+
+
+@pytest.mark.parametrize(
+  "name, public",
+  [
+    (
+      "trsgd-bf16-anchor",
+      optax_prox.trsgd(0.1, period=3, anchor_dtype=jnp.bfloat16),
+    ),
+    ("tradam", optax_prox.tradam(1e-2, period=4)),
+  ],
+)
+def test_the_private_builder_builds_what_the_factories_build(name, public):
+  # The benchmark reaches the select refresh through this builder: with the
+  # cond refresh it must be trsgd and tradam themselves.
+  built = REFRESH_CASES[name]("cond")
+  runs = [
+    helpers.run(tx, lambda w, k: jnp.sin(w + k), jnp.asarray([1.0, -2.0]), 7)
+    for tx in (built, public)
+  ]
+  chex.assert_trees_all_equal(*runs)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.3, 2.0])
+def test_strength_is_l2_sp_alpha_and_fedprox_mu(alpha):
+  # L2-SP adds alpha/2 ||w - w0||^2 to the loss (w0: the pretrained
+  # weights); a FedProx client adds mu/2 ||w - w^t||^2 (w^t: the server's
+  # model). The pull with strength = alpha (= mu) and a fixed anchor adds
+  # exactly the gradient of that penalty.
+  keys = jax.random.split(jax.random.key(0), 3)
+  w = {"conv": jax.random.normal(keys[0], (3, 3)), "b": jnp.ones(3)}
+  w0 = {"conv": jax.random.normal(keys[1], (3, 3)), "b": jnp.zeros(3)}
+  x = jax.random.normal(keys[2], (3,))
+
+  def loss(params):
+    return jnp.sum(jnp.tanh(params["conv"] @ x + params["b"]))
+
+  def penalized(params):
+    penalty = sum(
+      jnp.sum((p - a) ** 2)
+      for p, a in zip(jax.tree.leaves(params), jax.tree.leaves(w0))
+    )
+    return loss(params) + alpha / 2 * penalty
+
+  tx = optax_prox.proximal_regularize(alpha, period=None)
+  state = optax_prox.set_anchor(tx.init(w), w0)
+  updates, _ = tx.update(jax.grad(loss)(w), state, w)
+  chex.assert_trees_all_close(updates, jax.grad(penalized)(w), rtol=1e-6)

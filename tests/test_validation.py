@@ -1,5 +1,8 @@
 """Bad input fails at construction or first call, naming the argument."""
 
+import functools
+
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,7 +99,9 @@ def test_bad_strength(strength):
 
 
 def test_non_scalar_strength():
-  with pytest.raises(TypeError, match="strength: expected a real scalar"):
+  with pytest.raises(
+    TypeError, match="strength must be a real scalar, got Array"
+  ):
     optax_prox.proximal_regularize(jnp.ones(2), 3)
 
 
@@ -240,3 +245,118 @@ def test_float16_params_with_tradams_suggested_eps_stay_finite():
     assert updates.dtype == jnp.float16
     assert bool(jnp.all(jnp.isfinite(updates))), updates
     w = optax.apply_updates(w, updates)
+
+
+def test_a_transformation_without_a_learning_rate_is_refused():
+  # optax.scale_by_adam(0.1) would take the step size as b1 and point the
+  # updates uphill.
+  with pytest.raises(
+    TypeError,
+    match="the first parameter of scale_by_adam is 'b1', not the learning"
+    " rate.* such as optax.adam instead",
+  ):
+    optax_prox.trajectory_regularized(optax.scale_by_adam, 0.1)
+
+
+def test_a_partial_that_fixes_the_learning_rate_is_refused():
+  adam = functools.partial(optax.adam, learning_rate=1e-3)
+  with pytest.raises(TypeError, match="takes no positional argument"):
+    optax_prox.trajectory_regularized(adam, 1e-3)
+
+
+@pytest.mark.parametrize(
+  "factory",
+  [
+    lambda lr: optax.sgd(lr),
+    lambda step_size, momentum=0.5: optax.sgd(step_size, momentum),
+    functools.partial(optax.sgd, momentum=0.5),
+  ],
+  ids=["lr", "step_size", "partial"],
+)
+def test_factories_that_take_the_learning_rate_first_are_accepted(factory):
+  tx = optax_prox.trajectory_regularized(factory, 0.1)
+  params = jnp.ones(2)
+  updates, _ = tx.update(jnp.ones(2), tx.init(params), params)
+  chex.assert_trees_all_close(updates, -0.1 * jnp.ones(2))
+
+
+def test_keyword_arguments_are_passed_on_to_the_optimizer():
+  forwarded = optax_prox.trajectory_regularized(
+    optax.sgd, 0.1, period=3, momentum=0.9, nesterov=True
+  )
+  partial = optax_prox.trajectory_regularized(
+    functools.partial(optax.sgd, momentum=0.9, nesterov=True), 0.1, period=3
+  )
+  trajectories = [
+    helpers.run(tx, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)[0]
+    for tx in (forwarded, partial)
+  ]
+  chex.assert_trees_all_equal(*trajectories)
+  # ...and really reach it: without momentum the run differs.
+  plain = optax_prox.trajectory_regularized(optax.sgd, 0.1, period=3)
+  other = helpers.run(plain, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)
+  assert not np.allclose(other[0][-1], trajectories[0][-1])
+
+
+def test_a_keyword_the_optimizer_does_not_take_is_named():
+  with pytest.raises(
+    TypeError,
+    match="passes momentun on to the optimizer, but sgd takes no such"
+    " argument \\(it takes accumulator_dtype, learning_rate, momentum,"
+    " nesterov\\)",
+  ):
+    optax_prox.trajectory_regularized(optax.sgd, 0.1, momentun=0.9)
+
+
+@pytest.mark.parametrize(
+  "factory, name",
+  [
+    (optax_prox.trsgd, "momentum"),
+    (optax_prox.tradam, "b1"),
+    (optax_prox.tradam, "b2"),
+    (optax_prox.tradam, "eps"),
+  ],
+)
+def test_a_schedule_where_a_float_is_due_is_named(factory, name):
+  schedule = optax.constant_schedule(0.5)
+  with pytest.raises(
+    TypeError,
+    match=f"{name} must be a real scalar, not a schedule.*"
+    "optax.inject_hyperparams",
+  ):
+    factory(0.1, **{name: schedule})
+
+
+def test_an_unknown_anchor_dtype_is_named():
+  with pytest.raises(TypeError, match="anchor_dtype must be a floating dtype"):
+    optax_prox.proximal_regularize(1.0, 3, anchor_dtype="half-ish")
+
+
+@pytest.mark.parametrize("make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_a_stack_of_states_outside_vmap_is_refused(make_tx):
+  tx = make_tx()
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x]), PARAMS)
+  states = jax.vmap(tx.init)(stacked)
+  with pytest.raises(
+    ValueError,
+    match="tx.update got a stack of states \\(its counters have shape"
+    " \\(2,\\).* call it inside jax.vmap",
+  ):
+    tx.update(stacked, states, stacked)
+  updates, _ = jax.vmap(tx.update)(stacked, states, stacked)  # the fix
+  chex.assert_trees_all_equal_shapes(updates, stacked)
+
+
+def test_keyword_arguments_are_passed_on_under_inject_hyperparams():
+  injected = optax.inject_hyperparams(
+    functools.partial(optax_prox.trajectory_regularized, optax.sgd),
+    static_args=("period",),
+  )(0.1, period=3, momentum=0.9)
+  direct = optax_prox.trajectory_regularized(
+    optax.sgd, 0.1, period=3, momentum=0.9
+  )
+  runs = [
+    helpers.run(tx, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)[0]
+    for tx in (injected, direct)
+  ]
+  chex.assert_trees_all_close(*runs, rtol=1e-6)

@@ -6,6 +6,10 @@ Each takes a whole optimizer state, wherever :func:`proximal_regularize`'s
 flax ``nnx.Optimizer``. They are pure functions and can be jitted: each
 returns a new state, which the caller assigns (``state = restart_inner_loop(
 state)``; with flax.nnx, ``optimizer.opt_state = ...``).
+
+They also take a stack of states, one per client, with leading axes on every
+leaf (``jax.vmap(tx.init)(client_params)`` makes one): each client is then
+restarted, set or measured on its own, as inside ``jax.vmap``.
 """
 
 from collections.abc import Callable
@@ -13,13 +17,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from optax_prox import _proximal
 from optax_prox import _validation
 
 _State = _proximal.ProximalRegularizeState
-_PARAMS_OF_A_MODEL = "its parameters, `nnx.state(model, nnx.Param)`"
 
 
 def _is_proximal_state(node: Any) -> bool:
@@ -66,24 +70,10 @@ def _with_position(state: _State, position: Callable[[Any], Any]) -> _State:
   return state._replace(position=jax.tree.map(position, state.position))
 
 
-def _leaves_like_anchor(
-  name: str, tree: Any, anchor: Any, *, fix: str
-) -> dict[str, Any]:
-  """``tree``'s leaves by path, checked against a stored anchor's.
-
-  Refuses a flax.nnx module, and a tree without an anchored leaf or with a
-  leaf of another shape. Leaves the anchor lacks are refused too, unless
-  ``optax.masked`` left them out (a ``MaskedNode`` in the anchor).
-  """
-  _validation.check_not_nnx_object(name, tree, _PARAMS_OF_A_MODEL)
-
-  def is_masked(node: Any) -> bool:
-    return isinstance(node, optax.MaskedNode)
-
-  masked = any(map(is_masked, jax.tree.leaves(anchor, is_leaf=is_masked)))
-  return _validation.check_same_leaves(
-    name, tree, anchor, fix=fix, extra_leaves_ok=masked
-  )
+def _position(state: _State) -> jax.Array:
+  """The inner position; its shape is that of the stack (``()``: none)."""
+  (position,) = jax.tree.leaves(state.position)  # also inside nnx.Variable
+  return jnp.asarray(position)
 
 
 def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
@@ -134,20 +124,22 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
   )
 
 
-def _new_anchor(anchor: Any, stored: Any) -> Any:
-  """``anchor`` cast leaf by leaf onto the tree and dtypes of ``stored``."""
-  given = _leaves_like_anchor(
+def _new_anchor(anchor: Any, state: _State) -> Any:
+  """``anchor`` cast onto the tree, dtypes and stack of the stored one."""
+  given = _validation.check_like_anchor(
     "anchor",
     anchor,
-    stored,
+    state.anchor,
     fix="Pass a tree with the params' structure and shapes (for flax.nnx,"
     " `nnx.state(model, nnx.Param)`).",
+    batch_ndim=np.ndim(_position(state)),
   )
 
   def cast(path: Any, leaf: jax.Array) -> jax.Array:
-    return jnp.asarray(given[_validation.path_key(path)], leaf.dtype)
+    new = jnp.asarray(given[_validation.path_key(path)], leaf.dtype)
+    return jnp.broadcast_to(new, leaf.shape)  # one anchor for every client
 
-  return jax.tree_util.tree_map_with_path(cast, stored)
+  return jax.tree_util.tree_map_with_path(cast, state.anchor)
 
 
 def set_anchor(
@@ -167,17 +159,21 @@ def set_anchor(
 
   Args:
     opt_state: any optimizer state that holds a
-      :class:`ProximalRegularizeState` (all of them are set, if several).
+      :class:`ProximalRegularizeState` (all of them are set, if several),
+      or a stack of such states, one per client.
     anchor: a tree with the params' structure and shapes (leaves that
-      ``optax.masked`` leaves out are ignored).
+      ``optax.masked`` leaves out are ignored). For a stack of states,
+      either one anchor per client (stacked like the states) or a single
+      one, which every client gets: the server's model in FedProx.
 
   Returns:
     A new state with the new anchor; assign it (``state = set_anchor(state,
     anchor)``): the state passed in is unchanged.
 
   Raises:
-    ValueError: if ``anchor`` lacks a leaf of the params, has a leaf they do
-      not have, or a leaf of another shape.
+    ValueError: if ``anchor`` lacks a leaf of the params (the message says
+      when it lacks whole top-level entries), has a leaf they do not have,
+      or a leaf of another shape.
     TypeError: if ``anchor`` is a flax.nnx module.
 
   Examples:
@@ -196,7 +192,7 @@ def set_anchor(
   """
 
   def replace(state: _State) -> _State:
-    new = state._replace(anchor=_new_anchor(anchor, state.anchor))
+    new = state._replace(anchor=_new_anchor(anchor, state))
     return _with_position(new, lambda p: jnp.maximum(p, 0))
 
   return _map_proximal_states(opt_state, "set_anchor", replace)
@@ -221,12 +217,15 @@ def anchor_distance(
 
   Args:
     opt_state: an optimizer state that holds exactly one
-      :class:`ProximalRegularizeState`.
+      :class:`ProximalRegularizeState`, or a stack of such states, one per
+      client (``jax.vmap(tx.init)(client_params)``).
     params: the current params (for flax.nnx, ``nnx.state(model,
-      nnx.Param)``).
+      nnx.Param)``); for a stack of states, stacked alike, or a single
+      tree that every client is measured from.
 
   Returns:
-    A float32 scalar.
+    A float32 scalar; for a stack of states, one distance per client, of
+    the stack's shape (never a norm pooled over the clients).
 
   Raises:
     ValueError: if ``opt_state`` holds no proximal state or several, or if
@@ -248,6 +247,18 @@ def anchor_distance(
     >>> params = optax.apply_updates(params, updates)  # one step from it
     >>> print(optax_prox.anchor_distance(state, params))
     1.0
+
+    A stack of states, one per client, gives one distance per client:
+
+    >>> import jax
+    >>> tx = optax.chain(
+    ...     optax_prox.proximal_regularize(strength=0.1, period=None),
+    ...     optax.sgd(learning_rate=0.1))
+    >>> clients = {"w": jnp.array([[0.0, 0.0], [3.0, 4.0]])}  # 2 clients
+    >>> states = jax.vmap(tx.init)(clients)
+    >>> states = optax_prox.set_anchor(states, {"w": jnp.zeros(2)})
+    >>> print(optax_prox.anchor_distance(states, clients))
+    [0. 5.]
   """
   found = _proximal_states(opt_state, "anchor_distance")
   if len(found) > 1:
@@ -257,15 +268,21 @@ def anchor_distance(
       " the one you mean."
     )
   (state,) = found
-  current = _leaves_like_anchor(
-    "params", params, state.anchor, fix="Pass the params the optimizer updates."
+  position = _position(state)
+  current = _validation.check_like_anchor(
+    "params",
+    params,
+    state.anchor,
+    fix="Pass the params the optimizer updates.",
+    batch_ndim=position.ndim,
   )
-  total = jnp.zeros([], jnp.float32)
+  total = jnp.zeros(position.shape, jnp.float32)
   for path, anchor in _validation.leaves_by_path(state.anchor).items():
-    diff = jnp.asarray(current[path], jnp.float32) - jnp.asarray(
-      anchor, jnp.float32
+    # One params tree for a stack of states measures every client from it.
+    here = jnp.broadcast_to(
+      jnp.asarray(current[path], jnp.float32), anchor.shape
     )
-    total = total + jnp.sum(diff * diff)
-  (position,) = jax.tree.leaves(state.position)  # also inside nnx.Variable
+    diff = here - jnp.asarray(anchor, jnp.float32)
+    total = total + jnp.sum(diff * diff, tuple(range(position.ndim, diff.ndim)))
   refresh_due = position == _proximal.REFRESH_DUE
   return jnp.where(refresh_due, jnp.zeros_like(total), jnp.sqrt(total))

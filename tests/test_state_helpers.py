@@ -52,6 +52,15 @@ def anchored(state):
   return leaves_by_path(optax.tree.get(state, "anchor"))
 
 
+def assert_anchored_at(state, tree):
+  """The state's anchored leaves are ``tree``'s, cast to the anchor dtype."""
+  anchor = anchored(state)
+  given = leaves_by_path(tree)
+  chex.assert_trees_all_equal(
+    anchor, {path: given[path].astype(a.dtype) for path, a in anchor.items()}
+  )
+
+
 @pytest.mark.optax_not_strict  # optax's lion, clipping and MultiSteps
 @pytest.mark.parametrize("tx", STATES.values(), ids=STATES)
 def test_restart_takes_the_next_params_as_anchor_jitted(tx):
@@ -63,10 +72,8 @@ def test_restart_takes_the_next_params_as_anchor_jitted(tx):
     params = optax.apply_updates(params, updates)
   before = anchored(state)
   _, state = update(GRADS, restart(state), params)
-  after = anchored(state)
-  assert after.keys() == before.keys()
-  for path, leaf in after.items():
-    np.testing.assert_array_equal(leaf, leaves_by_path(params)[path])
+  assert_anchored_at(state, params)
+  for path, leaf in anchored(state).items():  # really a new anchor
     assert not np.array_equal(leaf, before[path])
 
 
@@ -76,8 +83,7 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   state = tx.init(PARAMS)
   target = jax.tree.map(lambda p: p + 2.0, PARAMS)
   state = jax.jit(optax_prox.set_anchor)(state, target)
-  for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, leaves_by_path(target)[path])
+  assert_anchored_at(state, target)
   # Every anchored leaf is 2 away in each entry.
   expected = 2.0 * np.sqrt(sum(leaf.size for leaf in anchored(state).values()))
   distance = jax.jit(optax_prox.anchor_distance)(state, PARAMS)
@@ -85,8 +91,7 @@ def test_set_anchor_and_anchor_distance_jitted(tx):
   np.testing.assert_allclose(distance, expected, rtol=1e-6)
   # The next update pulls toward the new anchor instead of replacing it.
   _, state = tx.update(GRADS, state, PARAMS)
-  for path, leaf in anchored(state).items():
-    np.testing.assert_array_equal(leaf, leaves_by_path(target)[path])
+  assert_anchored_at(state, target)
 
 
 def test_restart_gives_the_full_step_and_keeps_the_outer_step():
@@ -391,3 +396,138 @@ def test_fedprox_clients_and_server_match_numpy():
       finals.append(w)
     expected = (finals[0] + finals[1]) / 2
   np.testing.assert_allclose(global_w, expected, rtol=1e-5)
+
+
+# ------------------------------------------------ whole top-level entries ----
+
+BODY_AND_HEAD = {
+  "body": {"conv": jnp.ones((3, 2)), "bias": jnp.ones(2)},
+  "head": {"w": jnp.ones((2, 4))},
+}
+
+
+@pytest.mark.parametrize(
+  "anchor, match",
+  [
+    (
+      BODY_AND_HEAD["body"],
+      "It looks like the params' \\['body'\\] subtree alone: pass the whole"
+      " tree, whose top-level entries are \\['body'\\], \\['head'\\]",
+    ),
+    (
+      {"body": BODY_AND_HEAD["body"]},
+      "It lacks the whole top-level entries \\['head'\\]\\.",
+    ),
+    (
+      {"body": BODY_AND_HEAD["body"], "heads": BODY_AND_HEAD["head"]},
+      "It lacks the whole top-level entries \\['head'\\] and has top-level"
+      " entries the params lack, \\['heads'\\]",
+    ),
+  ],
+  ids=["subtree", "missing-entry", "renamed-entry"],
+)
+def test_a_tree_missing_whole_top_level_entries_is_named(anchor, match):
+  state = optax_prox.trsgd(0.1).init(BODY_AND_HEAD)
+  with pytest.raises(ValueError, match=match):
+    optax_prox.set_anchor(state, anchor)
+  with pytest.raises(ValueError, match=match.replace("anchor", "params")):
+    optax_prox.anchor_distance(state, anchor)
+
+
+# ----------------------------------------------- a stack of client states ----
+
+TX = optax.chain(
+  optax_prox.proximal_regularize(0.5, period=None), optax.sgd(0.1)
+)
+# Four clients that moved 0, 1, 2 and 3 in each of the three entries of w
+# away from a server model at 0: distances 0, sqrt(3), 2 sqrt(3), 3 sqrt(3).
+CLIENTS = {"w": jnp.arange(4.0)[:, None] * jnp.ones((4, 3))}
+SERVER = {"w": jnp.zeros(3)}
+
+
+def stacked_states():
+  """Four client states, one per row of CLIENTS, anchored at SERVER."""
+  states = jax.vmap(TX.init)(CLIENTS)
+  return optax_prox.set_anchor(states, SERVER)
+
+
+def test_anchor_distance_of_stacked_states_is_one_per_client():
+  states = stacked_states()
+  # A state set by set_anchor pulls toward that anchor, at position 0.
+  distances = optax_prox.anchor_distance(states, CLIENTS)
+  expected = np.sqrt(3.0) * np.arange(4.0)
+  np.testing.assert_allclose(distances, expected, rtol=1e-6)
+  # The same as each client's own distance, inside jax.vmap or alone.
+  inside = jax.vmap(optax_prox.anchor_distance)(states, CLIENTS)
+  chex.assert_trees_all_close(distances, inside, rtol=1e-6)
+  one = jax.tree.map(lambda leaf: leaf[2], states)
+  client = jax.tree.map(lambda leaf: leaf[2], CLIENTS)
+  np.testing.assert_allclose(
+    optax_prox.anchor_distance(one, client), expected[2], rtol=1e-6
+  )
+  # One params tree for every client: each client's anchor against it.
+  to_server = optax_prox.anchor_distance(states, SERVER)
+  np.testing.assert_array_equal(to_server, np.zeros(4))
+
+
+def test_set_anchor_on_stacked_states_broadcasts_or_sets_per_client():
+  states = jax.vmap(TX.init)(CLIENTS)
+  broadcast = optax_prox.set_anchor(states, SERVER)
+  chex.assert_trees_all_equal(
+    optax.tree.get(broadcast, "anchor"), {"w": jnp.zeros((4, 3))}
+  )
+  own = optax_prox.set_anchor(states, CLIENTS)
+  chex.assert_trees_all_equal(optax.tree.get(own, "anchor"), CLIENTS)
+  np.testing.assert_array_equal(
+    optax.tree.get(own, "position"), np.zeros(4, np.int32)
+  )
+  chex.assert_trees_all_equal(
+    own, jax.vmap(optax_prox.set_anchor)(states, CLIENTS)
+  )
+  with pytest.raises(
+    ValueError,
+    match="anchor\\['w'\\] has shape \\(2,\\), but the optimizer state was"
+    " initialized with shape \\(4, 3\\) \\(or \\(3,\\), one state's\\)",
+  ):
+    optax_prox.set_anchor(states, {"w": jnp.zeros(2)})
+
+
+def test_restart_inner_loop_restarts_every_client():
+  states = stacked_states()
+  _, states = jax.vmap(TX.update)(CLIENTS, states, CLIENTS)
+  restarted = optax_prox.restart_inner_loop(states)
+  chex.assert_trees_all_equal(
+    restarted, jax.vmap(optax_prox.restart_inner_loop)(states)
+  )
+  np.testing.assert_array_equal(
+    optax.tree.get(restarted, "position"), np.full(4, -1, np.int32)
+  )
+  np.testing.assert_array_equal(
+    optax_prox.anchor_distance(restarted, CLIENTS), np.zeros(4)
+  )
+
+
+def test_fedprox_clients_in_one_vmapped_round_match_one_by_one():
+  # Each client takes 5 local steps from the server model toward its own
+  # data (gradient w - target), pulled back by mu (w - server).
+  targets = {"w": jnp.asarray([[1.0, 2.0, 3.0], [-1.0, 0.0, 1.0]])}
+  server = {"w": jnp.asarray([0.5, 0.5, 0.5])}
+
+  def local_training(state, target):
+    w = server
+    for _ in range(5):
+      grads = jax.tree.map(jnp.subtract, w, target)
+      updates, state = TX.update(grads, state, w)
+      w = optax.apply_updates(w, updates)
+    return w, state
+
+  states = optax_prox.set_anchor(jax.vmap(TX.init)(targets), server)
+  finals, states = jax.jit(jax.vmap(local_training))(states, targets)
+  for client in range(2):
+    one = optax_prox.set_anchor(TX.init(server), server)
+    w, _ = local_training(one, {"w": targets["w"][client]})
+    chex.assert_trees_all_close(w, {"w": finals["w"][client]}, rtol=1e-6)
+  # The per-client distances are those of the clients' own models.
+  distances = optax_prox.anchor_distance(states, finals)
+  drift = jnp.linalg.norm(finals["w"] - server["w"][None], axis=1)
+  np.testing.assert_allclose(distances, drift, rtol=1e-6)
