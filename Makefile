@@ -56,3 +56,11 @@ lint: $(VENV)/.installed-lint  ## ruff check and ruff format --check on the tree
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 14
+
+.PHONY: l2sp fedprox
+
+l2sp: $(VENV)/.installed  ## L2-SP fine-tuning on real digits, as a story (examples/finetune_l2sp.py, about 1.5 min on 2 cores), into docs/results
+	$(BIN)/python -m examples.finetune_l2sp --out docs/results
+
+fedprox: $(VENV)/.installed  ## FedProx against FedAvg with stragglers, as a story (examples/federated_fedprox.py, about 2 min on 2 cores), into docs/results
+	$(BIN)/python -m examples.federated_fedprox --out docs/results

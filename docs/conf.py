@@ -13,11 +13,6 @@ DOCS = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # optax_prox, also without installing
 sys.path.insert(0, str(DOCS / "ext"))
 
-import jax  # noqa: E402
-import optax  # noqa: E402
-from sphinx.application import Sphinx  # noqa: E402
-from sphinx.util import typing as sphinx_typing  # noqa: E402
-
 import optax_prox  # noqa: E402  (needs the path above)
 
 project = "optax_prox"
@@ -33,6 +28,8 @@ extensions = [
   "sphinx.ext.mathjax",
   "sphinx_copybutton",
   "coverage_check",
+  "readable_types",
+  "table_breaks",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -43,11 +40,11 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "signature"
-autodoc_typehints_format = "short"
+autodoc_typehints = "signature"  # as the source writes them: readable_types
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+napoleon_attr_annotations = False  # readable_types gives attributes types
 
 # optax, jax and numpy types appear in signatures; without intersphinx (no
 # network at build time) they cannot be linked, which is not an error here.
@@ -61,59 +58,16 @@ _mathjax_package = importlib.util.find_spec("sphinx-mathjax-offline")
 assert _mathjax_package is not None and _mathjax_package.origin is not None
 MATHJAX = pathlib.Path(_mathjax_package.origin).parent / "static" / "mathjax"
 html_static_path = ["_static", str(MATHJAX / "tex-svg.js")]
-html_css_files = ["custom.css"]  # wide tables scroll instead of being clipped
+html_css_files = ["custom.css"]  # wide tables that fit, output apart
 mathjax_path = "tex-svg.js"
 html_theme_options = {
   "show_toc_level": 2,
   "use_download_button": False,
+  # One search box, the sidebar's: the theme would add a second in a header.
+  "navbar_persistent": [],
 }
 
-# The copy button copies the code without its prompts and doctest output:
-# ">>> " and "... " for Python, "$ " for a shell.
-copybutton_prompt_text = r">>> |\.\.\. |\$ "
-copybutton_prompt_is_regexp = True
-copybutton_only_copy_prompt_lines = True
-
-# Signatures print the type aliases of optax and jax by their names, not
-# expanded into unions of a dozen array types. The longest expansions are
-# replaced first: optax.ScalarOrSchedule's contains optax.Schedule's.
-TYPE_ALIASES = {
-  "optax.ScalarOrSchedule": optax.ScalarOrSchedule,
-  "optax.Schedule": optax.Schedule,
-  "PyTree": optax.Params,  # also optax.Updates and optax.OptState
-  "DTypeLike": jax.typing.DTypeLike,
-}
-EXPANSIONS = sorted(
-  (
-    (sphinx_typing.stringify_annotation(value, "smart"), alias)
-    for alias, value in TYPE_ALIASES.items()
-  ),
-  key=lambda expansion: len(expansion[0]),
-  reverse=True,
-)
-
-
-def shorten_type_aliases(
-  app: Sphinx,
-  what: str,
-  name: str,
-  obj: object,
-  options: object,
-  signature: str | None,
-  return_annotation: str | None,
-) -> tuple[str | None, str | None]:
-  """Replaces the expanded type aliases in a signature by their names."""
-  del app, what, name, obj, options
-  if signature:  # Sphinx prints Callable[..., T] as Callable[[...], T]
-    signature = signature.replace("[[...], ", "[..., ")
-  for expanded, alias in EXPANSIONS:
-    if signature:
-      signature = signature.replace(expanded, alias)
-    if return_annotation:
-      return_annotation = return_annotation.replace(expanded, alias)
-  return signature, return_annotation
-
-
-def setup(app: Sphinx) -> None:
-  """Connects the signature hook."""
-  app.connect("autodoc-process-signature", shorten_type_aliases)
+# The code blocks have no prompts, so the copy button copies them as they
+# are. It leaves out ``text`` blocks: a block's printed output, and the
+# ``>>>`` transcripts of lines that raise on purpose (tests/test_docs.py).
+copybutton_selector = "div:not(.highlight-text) > div.highlight pre"

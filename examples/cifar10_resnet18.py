@@ -6,6 +6,11 @@ epochs at batch size 8 with TRSGD (lr 0.1) or TRAdam (lr 1e-3), weight decay
 50% and again after 75% of the epochs, random 32x32 crops of the 4-pixel
 zero-padded image and horizontal flips, normalised by the mean
 (0.4914, 0.4822, 0.4465) and std (0.2023, 0.1994, 0.2010) of their code.
+As their ``train.py`` does, every epoch of TRSGD or TRAdam starts a new
+inner loop (``optax_prox.restart_inner_loop``): its first step takes the
+params as the new anchor and the full step size, wherever in its inner loop
+the last epoch ended (at batch 8 and S = 10 an epoch's 6250 steps are whole
+inner loops anyway; at most other batch sizes an epoch ends inside one).
 
 This script needs the data on disk in the standard binary format (it never
 downloads anything)::
@@ -177,9 +182,22 @@ def normalize(images: jax.Array) -> jax.Array:
 # --------------------------------------------------------------------------
 
 
-OPTIMIZERS: dict[str, tuple[float, Callable[..., Any]]] = {
-  # name: (the paper's learning rate, factory(schedule, args))
-  "trsgd": (
+# (the learning-rate schedule, the command line) -> the optimizer
+Factory = Callable[
+  [optax.Schedule, argparse.Namespace], optax.GradientTransformation
+]
+
+
+class Optimizer(NamedTuple):
+  """An optimizer of the paper's comparison."""
+
+  learning_rate: float  # the paper's
+  make: Factory
+  restarts: bool  # TR: its inner loop restarts at the start of every epoch
+
+
+OPTIMIZERS = {
+  "trsgd": Optimizer(
     0.1,
     lambda lr, a: optax_prox.trsgd(
       lr,
@@ -188,8 +206,9 @@ OPTIMIZERS: dict[str, tuple[float, Callable[..., Any]]] = {
       momentum=0.9,
       weight_decay=a.weight_decay,
     ),
+    restarts=True,
   ),
-  "tradam": (
+  "tradam": Optimizer(
     1e-3,
     lambda lr, a: optax_prox.tradam(
       lr,
@@ -197,18 +216,21 @@ OPTIMIZERS: dict[str, tuple[float, Callable[..., Any]]] = {
       lambda_w=0.1 * a.learning_rate,
       weight_decay=a.weight_decay,
     ),
+    restarts=True,
   ),
-  "sgd": (
+  "sgd": Optimizer(
     0.1,
     lambda lr, a: optax.chain(
       optax.add_decayed_weights(a.weight_decay), optax.sgd(lr, momentum=0.9)
     ),
+    restarts=False,
   ),
-  "adam": (
+  "adam": Optimizer(
     1e-3,
     lambda lr, a: optax.chain(
       optax.add_decayed_weights(a.weight_decay), optax.adam(lr)
     ),
+    restarts=False,
   ),
 }
 
@@ -216,8 +238,8 @@ OPTIMIZERS: dict[str, tuple[float, Callable[..., Any]]] = {
 def make_optimizer(
   args: argparse.Namespace, total_steps: int
 ) -> optax.GradientTransformation:
-  _, factory = OPTIMIZERS[args.optimizer]
-  return factory(step_decay(args.learning_rate, total_steps), args)
+  make = OPTIMIZERS[args.optimizer].make
+  return make(step_decay(args.learning_rate, total_steps), args)
 
 
 # --------------------------------------------------------------------------
@@ -259,6 +281,37 @@ def make_train_steps(graphdef: Any) -> Callable[..., Any]:
     return state, losses.mean(), accuracies.mean()
 
   return train
+
+
+def make_epoch(graphdef: Any, restarts: bool) -> Callable[..., Any]:
+  """Returns ``epoch(state, images, labels, batches, key, desc)``.
+
+  One epoch as the paper's ``train.py`` runs it: with ``restarts`` (TR),
+  the inner loop restarts first, so the epoch's first step takes a new
+  anchor and the full step size; then one step per row of ``batches``, in
+  jitted calls of ``STEPS_PER_CALL`` steps. It returns the new state and
+  the mean loss and accuracy of the epoch's batches.
+  """
+  train = make_train_steps(graphdef)
+
+  def epoch(state, images, labels, batches, key, desc=""):
+    if restarts:
+      model, optimizer = nnx.merge(graphdef, state)
+      optimizer.opt_state = optax_prox.restart_inner_loop(optimizer.opt_state)
+      state = nnx.state((model, optimizer))
+    calls = range(0, len(batches), STEPS_PER_CALL)
+    keys = jax.random.split(key, len(calls))
+    loss, accuracy = 0.0, 0.0
+    for begin, call_key in zip(tqdm.tqdm(calls, desc, leave=False), keys):
+      chunk = batches[begin : begin + STEPS_PER_CALL]
+      state, chunk_loss, chunk_accuracy = train(
+        state, images, labels, chunk, call_key
+      )
+      loss += float(chunk_loss) * len(chunk) / len(batches)
+      accuracy += float(chunk_accuracy) * len(chunk) / len(batches)
+    return state, loss, accuracy
+
+  return epoch
 
 
 def make_evaluate(graphdef: Any) -> Callable[..., Any]:
@@ -317,7 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   args = parser.parse_args(argv)
   if args.learning_rate is None:
-    args.learning_rate = OPTIMIZERS[args.optimizer][0]
+    args.learning_rate = OPTIMIZERS[args.optimizer].learning_rate
   return args
 
 
@@ -331,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
   tx = make_optimizer(args, args.epochs * steps_per_epoch)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   graphdef, state = nnx.split((model, optimizer))
-  train, evaluate = make_train_steps(graphdef), make_evaluate(graphdef)
+  train_epoch = make_epoch(graphdef, OPTIMIZERS[args.optimizer].restarts)
+  evaluate = make_evaluate(graphdef)
   train_images, train_labels = (
     jnp.asarray(data.train_images),
     jnp.asarray(data.train_labels),
@@ -351,27 +405,19 @@ def main(argv: list[str] | None = None) -> None:
     f" {steps_per_epoch} steps, on {jax.devices()[0].platform}"
   )
   for epoch in range(1, args.epochs + 1):
-    key, order_key = jax.random.split(key)
+    key, order_key, epoch_key = jax.random.split(key, 3)
     batches = batching.epoch_batches(
       order_key, len(data.train_images), args.batch_size
     )
-    losses, accuracies = [], []
-    for begin in tqdm.trange(
-      0, len(batches), STEPS_PER_CALL, desc=f"epoch {epoch}", leave=False
-    ):
-      key, step_key = jax.random.split(key)
-      chunk = batches[begin : begin + STEPS_PER_CALL]
-      state, loss, accuracy = train(
-        state, train_images, train_labels, chunk, step_key
-      )
-      losses.append(float(loss) * len(chunk))
-      accuracies.append(float(accuracy) * len(chunk))
+    state, train_loss, train_accuracy = train_epoch(
+      state, train_images, train_labels, batches, epoch_key, f"epoch {epoch}"
+    )
     test_loss, test_accuracy = evaluate(state, test_chunks)
     history.append(
       {
         "epoch": epoch,
-        "train_loss": sum(losses) / len(batches),
-        "train_accuracy": sum(accuracies) / len(batches),
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
         "wall_seconds": time.perf_counter() - start,

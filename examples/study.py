@@ -36,7 +36,7 @@ import time
 
 import tqdm
 
-from benchmarks import machine
+from examples import machine
 from examples.study_lib import data as data_lib
 from examples.study_lib import design as design_lib
 from examples.study_lib import pilot as pilot_lib

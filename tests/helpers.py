@@ -1,5 +1,6 @@
 """Problems, schedules, the training loop and assertions shared by the tests."""
 
+import ast
 import bisect
 from collections.abc import Callable, Sequence
 import functools
@@ -125,6 +126,17 @@ def run(
     params, state = step(params, state, grad_fn(params, k))
     trajectory.append(params)
   return trajectory, state
+
+
+def imported_packages(path: Path) -> set[str]:
+  """The top-level packages a Python file imports (``examples``, ``jax``)."""
+  modules = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      modules |= {alias.name for alias in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      modules.add(node.module)
+  return {module.split(".")[0] for module in modules}
 
 
 def save_and_restore(directory: Path, tree: Tree) -> Tree:

@@ -1,4 +1,4 @@
-"""The CIFAR example: its binary loader, augmentation and two training steps.
+"""The CIFAR example: its binary loader, augmentation and two epochs.
 
 The data set is a tiny one the test writes in exactly the CIFAR binary
 format, so nothing is downloaded.
@@ -6,6 +6,7 @@ format, so nothing is downloaded.
 
 import os
 
+import chex
 from flax import nnx
 import jax
 import jax.numpy as jnp
@@ -43,13 +44,14 @@ def test_loader_reads_images_in_hwc_and_labels(tmp_path):
   written = write_tiny_cifar10(tmp_path)
   data = cifar.load_cifar(str(tmp_path), "cifar10")
   train_names = cifar.LAYOUTS["cifar10"].train_files
-  np.testing.assert_array_equal(
-    data.train_images, np.concatenate([written[n][0] for n in train_names])
+  chex.assert_trees_all_equal(
+    (data.train_images, data.train_labels, data.test_images),
+    (
+      np.concatenate([written[n][0] for n in train_names]),
+      np.concatenate([written[n][1] for n in train_names]),
+      written["test_batch.bin"][0],
+    ),
   )
-  np.testing.assert_array_equal(
-    data.train_labels, np.concatenate([written[n][1] for n in train_names])
-  )
-  np.testing.assert_array_equal(data.test_images, written["test_batch.bin"][0])
   assert data.train_images.shape == (10, 32, 32, 3)
   assert data.train_labels.dtype == np.int32 and data.num_classes == 10
 
@@ -63,8 +65,10 @@ def test_cifar100_loader_uses_the_fine_label(tmp_path):
   for name in ("train.bin", "test.bin"):
     write_binary(folder / name, images, coarse, fine)
   data = cifar.load_cifar(str(tmp_path), "cifar100")
-  np.testing.assert_array_equal(data.train_labels, fine)
-  np.testing.assert_array_equal(data.test_images[:, 0, 1, 2], [7, 8, 9])
+  chex.assert_trees_all_equal(
+    (data.train_labels, data.test_images[:, 0, 1, 2]),
+    (fine, np.array([7, 8, 9])),
+  )
   assert data.num_classes == 100
 
 
@@ -109,13 +113,13 @@ def test_padded_evaluation_weighs_each_example_once():
   labels = np.array([0, 2, 1, 1, 0], np.int32)
   chunks = batching.padded_chunks(logits, labels, 2)
   assert [a.shape for a in chunks] == [(3, 2, 3), (3, 2), (3, 2)]
-  np.testing.assert_array_equal(chunks[2].ravel(), [1, 1, 1, 1, 1, 0])
+  chex.assert_trees_all_equal(chunks[2].ravel(), np.array([1, 1, 1, 1, 1, 0]))
   losses, correct = batching.summed_loss_and_correct(lambda x: x, chunks)
   assert losses.shape == correct.shape == (3,)
   shifted = logits - logits.max(axis=1, keepdims=True)
   log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
   expected_loss = -log_softmax[np.arange(5), labels].sum()
-  np.testing.assert_allclose(float(losses.sum()), expected_loss, rtol=1e-6)
+  chex.assert_trees_all_close(float(losses.sum()), expected_loss, rtol=1e-6)
   assert float(correct.sum()) == np.sum(logits.argmax(axis=1) == labels)
 
 
@@ -161,7 +165,13 @@ def proximal_states(tree):
   return [x for x in jax.tree.leaves(tree, is_leaf=is_prox) if is_prox(x)]
 
 
-def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
+def params_of(graphdef, state):
+  """The model's params in ``state``, copied to numpy."""
+  model, _ = nnx.merge(graphdef, state)
+  return as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+def test_each_trsgd_epoch_restarts_the_inner_loop(tmp_path):
   write_tiny_cifar10(tmp_path, per_file=2)
   data = cifar.load_cifar(str(tmp_path), "cifar10")
   args = cifar.parse_args(["--optimizer", "trsgd", "--batch-size", "5"])
@@ -171,34 +181,42 @@ def test_two_trsgd_steps_on_the_tiny_data(tmp_path):
     model, cifar.make_optimizer(args, total_steps=4), wrt=nnx.Param
   )
   graphdef, state = nnx.split((model, optimizer))
-  initial_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  train_epoch = cifar.make_epoch(graphdef, cifar.OPTIMIZERS["trsgd"].restarts)
+  images, labels = (
+    jnp.asarray(data.train_images),
+    jnp.asarray(data.train_labels),
+  )
+  # Two steps an epoch: an epoch ends at position 2 of a period of 10.
   batches = batching.epoch_batches(jax.random.PRNGKey(0), 10, 5)
   assert batches.shape == (2, 5)
   assert sorted(np.asarray(batches).ravel()) == list(range(10))
 
-  train = cifar.make_train_steps(graphdef)
-  state, loss, accuracy = train(
-    state,
-    jnp.asarray(data.train_images),
-    jnp.asarray(data.train_labels),
-    batches,
-    jax.random.PRNGKey(0),
-  )
-
-  model, optimizer = nnx.merge(graphdef, state)
-  assert np.isfinite(float(loss)) and 0 <= float(accuracy) <= 1
-  assert int(optimizer.step[...]) == 2
-  (prox,) = proximal_states(optimizer.opt_state)
-  # The anchor was set to the initial params on step 0.
-  jax.tree.map(
-    np.testing.assert_array_equal,
-    as_arrays(nnx.to_pure_dict(prox.anchor)),
-    initial_params,
-  )
-  new_params = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  params = [params_of(graphdef, state)]  # at the start of each epoch
+  for epoch in range(2):
+    state, loss, accuracy = train_epoch(
+      state, images, labels, batches, jax.random.PRNGKey(epoch)
+    )
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+    params.append(params_of(graphdef, state))
+    model, optimizer = nnx.merge(graphdef, state)
+    assert int(optimizer.step[...]) == 2 * (epoch + 1)
+    (prox,) = proximal_states(optimizer.opt_state)
+    # The epoch's first step took the params it started from as the anchor;
+    # without the restart the second epoch would keep the first's anchor.
+    chex.assert_trees_all_equal(
+      as_arrays(nnx.to_pure_dict(prox.anchor)), params[epoch]
+    )
   changed = jax.tree.map(
-    lambda a, b: not np.array_equal(a, b), new_params, initial_params
+    lambda a, b: not np.array_equal(a, b), params[1], params[0]
   )
   assert all(jax.tree.leaves(changed))
   batch_stats = as_arrays(nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
-  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(batch_stats))
+  chex.assert_tree_all_finite(batch_stats)
+
+
+def test_exactly_the_tr_optimizers_restart_an_inner_loop():
+  args = cifar.parse_args([])
+  params = {"w": jnp.zeros(3)}
+  for name, optimizer in cifar.OPTIMIZERS.items():
+    state = optimizer.make(0.1, args).init(params)
+    assert bool(proximal_states(state)) == optimizer.restarts, name

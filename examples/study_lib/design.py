@@ -80,7 +80,7 @@ FULL = Design(
   pilot_path=PILOT_PATH,
 )
 # A smoke run of every part but the ablation (which only tunes more
-# methods), in about 2 minutes.
+# methods), in about half a minute on two CPU cores.
 QUICK_CELL = Cell(MNIST1D, PAPER_BATCH_SIZE, 1)
 QUICK = Design(
   cells=(QUICK_CELL,),

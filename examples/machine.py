@@ -1,7 +1,8 @@
 """The machine and the software a measurement ran on, as table rows.
 
-The benchmark's report and the examples' study both open with
-:func:`describe`, so their figures name the same things.
+The examples' study and the benchmark's report (``benchmarks/run.py``,
+which imports it from here) both open with :func:`describe`, so their
+figures name the same things.
 """
 
 import collections
