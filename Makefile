@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo study pilot test bench clean docs lint help
+.PHONY: demo study pilot test bench clean docs lint help l2sp fedprox
 .DEFAULT_GOAL := help
 
 $(BIN)/python:
@@ -55,9 +55,8 @@ lint: $(VENV)/.installed-lint  ## ruff check and ruff format --check on the tree
 	exit $$status
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 14
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9]+):.*## (.*)/  make \1\t\2/' | expand -t 14
 
-.PHONY: l2sp fedprox
 
 l2sp: $(VENV)/.installed  ## L2-SP fine-tuning on real digits, as a story (examples/finetune_l2sp.py, about 1.5 min on 2 cores), into docs/results
 	$(BIN)/python -m examples.finetune_l2sp --out docs/results
