@@ -17,7 +17,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from optax_prox import _proximal
@@ -124,15 +123,27 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
   )
 
 
+def _leaves_like_anchor(
+  name: str, tree: Any, state: _State, fix: str
+) -> dict[str, Any]:
+  """``tree``'s leaves by path, checked against ``state``'s anchor.
+
+  A stack of states (counters with leading axes) takes a tree stacked alike
+  or one for every client.
+  """
+  return _validation.check_like_anchor(
+    name, tree, state.anchor, fix=fix, batch_ndim=_position(state).ndim
+  )
+
+
 def _new_anchor(anchor: Any, state: _State) -> Any:
   """``anchor`` cast onto the tree, dtypes and stack of the stored one."""
-  given = _validation.check_like_anchor(
+  given = _leaves_like_anchor(
     "anchor",
     anchor,
-    state.anchor,
-    fix="Pass a tree with the params' structure and shapes (for flax.nnx,"
+    state,
+    "Pass a tree with the params' structure and shapes (for flax.nnx,"
     " `nnx.state(model, nnx.Param)`).",
-    batch_ndim=np.ndim(_position(state)),
   )
 
   def cast(path: Any, leaf: jax.Array) -> jax.Array:
@@ -269,12 +280,8 @@ def anchor_distance(
     )
   (state,) = found
   position = _position(state)
-  current = _validation.check_like_anchor(
-    "params",
-    params,
-    state.anchor,
-    fix="Pass the params the optimizer updates.",
-    batch_ndim=position.ndim,
+  current = _leaves_like_anchor(
+    "params", params, state, "Pass the params the optimizer updates."
   )
   total = jnp.zeros(position.shape, jnp.float32)
   for path, anchor in _validation.leaves_by_path(state.anchor).items():
