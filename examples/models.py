@@ -2,7 +2,8 @@
 
 * :class:`Cnn1d`: a small 1-D CNN for MNIST-1D (signals of length 40).
 * :class:`Cnn2d`: a small 2-D CNN for grey images (the study's real digits,
-  14x14). Both CNNs share :class:`ConvReadout`'s forward pass.
+  14x14), plain or with BatchNorm or GroupNorm after each convolution. Both
+  CNNs share :class:`ConvReadout`'s forward pass.
 * :class:`Mlp`: a two-hidden-layer perceptron, for the sharded-training
   example (with sharded kernels).
 * :class:`ResNet18`: the CIFAR variant of ResNet-18 used by the paper
@@ -61,16 +62,20 @@ class ConvReadout(nnx.Module):
   """Strided convolutions with ReLU, then a linear read-out of the last map.
 
   The forward pass of :class:`Cnn1d` and :class:`Cnn2d`, which build
-  ``self.convs`` (an ``nnx.List``) and ``self.head`` (an ``nnx.Linear``).
+  ``self.convs`` (an ``nnx.List``), ``self.norms`` (an ``nnx.List`` of a
+  normalisation per convolution, or of ``None``) and ``self.head`` (an
+  ``nnx.Linear``).
   """
 
   convs: nnx.List
+  norms: nnx.List
   head: nnx.Linear
 
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x[..., None]
-    for conv in self.convs:
-      h = jax.nn.relu(conv(h))
+    for conv, norm in zip(self.convs, self.norms):
+      h = conv(h)
+      h = jax.nn.relu(h if norm is None else norm(h))
     return self.head(h.reshape(h.shape[0], -1))
 
 
@@ -96,6 +101,7 @@ class Cnn1d(ConvReadout):
         Conv1d(channels, channels, kernel_size=3, stride=2, rngs=rngs),
       ]
     )
+    self.norms = nnx.List([None] * len(self.convs))
     out_length = length
     for _ in self.convs:
       out_length = -(-out_length // 2)
@@ -118,10 +124,11 @@ class Conv2d(nnx.Module):
     stride: int,
     *,
     rngs: nnx.Rngs,
+    use_bias: bool = True,
   ):
     fan_in = in_channels * kernel_size * kernel_size
     self.kernel = nnx.Param(LECUN_NORMAL(rngs.params(), (fan_in, out_channels)))
-    self.bias = nnx.Param(jnp.zeros((out_channels,)))
+    self.bias = nnx.Param(jnp.zeros((out_channels,))) if use_bias else None
     self.kernel_size, self.stride = kernel_size, stride
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -133,7 +140,30 @@ class Conv2d(nnx.Module):
       "SAME",
       dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
-    return patches @ self.kernel[...] + self.bias[...]
+    out = patches @ self.kernel[...]
+    return out if self.bias is None else out + self.bias[...]
+
+
+GROUP_SIZE = 4  # channels per group of Cnn2d's GroupNorm
+
+
+def normalisation(kind: str | None, channels: int, rngs: nnx.Rngs):
+  """``None``, or a BatchNorm or GroupNorm layer over ``channels``.
+
+  BatchNorm normalises with the batch's statistics in training mode and
+  with its running averages (momentum 0.9) in evaluation mode
+  (``model.eval()``); GroupNorm normalises each example over groups of
+  :data:`GROUP_SIZE` channels, the same way in both modes.
+  """
+  if kind is None:
+    return None
+  if kind == "batch":
+    return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, rngs=rngs)
+  if kind == "group":
+    return nnx.GroupNorm(
+      channels, num_groups=channels // GROUP_SIZE, epsilon=1e-5, rngs=rngs
+    )
+  raise ValueError(f"norm must be None, 'batch' or 'group', not {kind!r}")
 
 
 class Cnn2d(ConvReadout):
@@ -141,7 +171,11 @@ class Cnn2d(ConvReadout):
 
   Takes images of shape ``(batch, size, size)`` and returns logits of shape
   ``(batch, num_classes)``. Each convolution halves the map (14 -> 7 -> 4
-  for the study's digits) and has the next number of ``channels``.
+  for the study's digits) and has the next number of ``channels``. With
+  ``norm`` ("batch" or "group", see :func:`normalisation`) each
+  convolution drops its bias and is followed by that normalisation, before
+  the ReLU. A BatchNorm net trains in ``model.train()`` mode (the default)
+  and is evaluated after ``model.eval()``.
   """
 
   def __init__(
@@ -151,14 +185,16 @@ class Cnn2d(ConvReadout):
     size: int = 14,
     channels: tuple[int, ...] = (8, 16),
     num_classes: int = 10,
+    norm: str | None = None,
   ):
     widths = (1, *channels)
     self.convs = nnx.List(
       [
-        Conv2d(widths[i], widths[i + 1], 3, 2, rngs=rngs)
+        Conv2d(widths[i], widths[i + 1], 3, 2, rngs=rngs, use_bias=not norm)
         for i in range(len(channels))
       ]
     )
+    self.norms = nnx.List([normalisation(norm, c, rngs) for c in channels])
     for _ in channels:
       size = -(-size // 2)
     self.head = nnx.Linear(size * size * widths[-1], num_classes, rngs=rngs)

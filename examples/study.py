@@ -42,6 +42,7 @@ from examples.study_lib import design as design_lib
 from examples.study_lib import pilot as pilot_lib
 from examples.study_lib import protocol
 from examples.study_lib import report
+from examples.study_lib import workers as workers_lib
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -82,8 +83,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     help="seconds between orbax saves of a running sweep",
   )
   parser.add_argument(
+    "--workers",
+    type=int,
+    default=1,
+    help="processes that train side by side, one per CPU core (make study: 2)",
+  )
+  parser.add_argument(
     "--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS
   )  # simulates an interruption
+  parser.add_argument("--claims", default=None, help=argparse.SUPPRESS)
+  parser.add_argument(
+    "--worker-index", type=int, default=0, help=argparse.SUPPRESS
+  )  # --claims and --worker-index: set by the parent for its workers
   args = parser.parse_args(argv)
   args.design = design_lib.QUICK if args.quick else design_lib.FULL
   if args.seeds is not None:
@@ -100,16 +111,16 @@ def seed_sets(design: design_lib.Design, first: int) -> dict[str, list[int]]:
 
 
 def run_study(
-  design: design_lib.Design, runner: protocol.Runner, sets
+  design: design_lib.Design, runner: protocol.Runner, sets, cells=None
 ) -> design_lib.Results:
-  """Every tuning, comparison and map of the study, in a fixed order."""
+  """Every tuning, comparison and map of the study (or of ``cells``)."""
   results = design_lib.Results()
-  for cell in design.cells:
+  for cell in design.cells if cells is None else cells:
     tuned = design_lib.tune_cell(design, runner, cell, sets)
     results.tunings += tuned.values()
     results.verdicts += design_lib.tr_verdicts(tuned)
     results.ranges += design_lib.range_verdicts(tuned)
-    if cell.batch_size == design_lib.PAPER_BATCH_SIZE:
+    if cell.runs_paper_settings:
       paper = design_lib.paper_cell(runner, cell, sets)
       results.paper += paper.values()
       results.paper_verdicts += design_lib.tr_verdicts(paper, same_family=True)
@@ -121,6 +132,7 @@ def run_study(
       results.sensitivity += design_lib.sensitivity_cell(
         design, runner, cell, sets["A"], tuned
       )
+  results.norm_verdicts += design_lib.norm_verdicts(results.tunings)
   return results
 
 
@@ -132,10 +144,15 @@ def header(
   runner: protocol.Runner,
 ) -> report.Header:
   tasks = {c.task.name: c.task for c in design.cells}
+  splits = {name: protocol.split_of(seeds) for name, seeds in sets.items()}
+  sources = {task.load: name for name, task in reversed(tasks.items())}
   return report.Header(
     command=command,
     tasks={name: data_lib.describe(task) for name, task in tasks.items()},
-    ceilings={name: data_lib.ceiling(task) for name, task in tasks.items()},
+    ceilings={
+      name: data_lib.ceiling(task, tuple(splits.values()))
+      for name, task in tasks.items()
+    },
     epochs={
       name: {
         c.batch_size: c.epochs for c in design.cells if c.task.name == name
@@ -146,12 +163,22 @@ def header(
     machine="; ".join(f"{k} {v}" for k, v in machine.describe()),
     wall_minutes=wall / 60,
     train_minutes=runner.train_seconds / 60,
+    splits={
+      name: {
+        "split": split,
+        "fingerprints": {
+          source: data_lib.fingerprint(load(split))
+          for load, source in sources.items()
+        },
+      }
+      for name, split in splits.items()
+    },
   )
 
 
-def write(out: str, head: report.Header, results, pilots) -> str:
+def write(out: str, head: report.Header, results, record) -> str:
   """Writes study.md, study.json and the figures; returns the markdown."""
-  text = report.markdown(head, results, pilots)
+  text = report.markdown(head, results, record)
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "study.md"), "w") as f:
     f.write(text + "\n")
@@ -178,18 +205,42 @@ def write(out: str, head: report.Header, results, pilots) -> str:
   return text
 
 
+def start_workers(args, argv) -> None:
+  """Runs this command in ``args.workers`` processes (see study_lib.workers)."""
+  words, own = sys.argv[1:] if argv is None else list(argv), []
+  for i, word in enumerate(words):
+    dropped = word == "--workers" or word.startswith("--workers=")
+    if not dropped and (i == 0 or words[i - 1] != "--workers"):
+      own.append(word)
+  workers_lib.run(own, args.workers, args.checkpoint_dir)
+
+
+def claimed_cells(design: design_lib.Design, claim, progress):
+  """The cells this worker claims, one at a time as it gets to them."""
+  for index, cell in enumerate(design.cells):
+    if claim(f"cell-{index}"):
+      progress.total += design_lib.planned_run_epochs(design, (cell,))
+      yield cell
+
+
 def main(argv=None) -> design_lib.Results | None:
   args = parse_args(argv)
+  start = time.perf_counter()
+  if args.workers > 1 and args.claims is None:
+    start_workers(args, argv)  # then gather their results below
+  claim = workers_lib.claimer(args.claims) if args.claims else None
   if args.pilot:
-    pilot_lib.main(args.out)
+    record = pilot_lib.main(args.out, claim or (lambda job: True))
+    if args.claims is None:
+      print(report.pilot_table(record))
     return None
   sets = seed_sets(args.design, args.first_seed)
-  start = time.perf_counter()
   with tqdm.tqdm(
-    total=design_lib.planned_run_epochs(args.design),
+    total=0 if claim else design_lib.planned_run_epochs(args.design),
     unit="run-epoch",
     unit_scale=True,
-    desc="study",
+    desc=f"worker {args.worker_index}" if claim else "study",
+    position=args.worker_index,
   ) as progress:
 
     def on_epoch(configs: int) -> None:
@@ -202,14 +253,17 @@ def main(argv=None) -> design_lib.Results | None:
       epoch_budget=args.stop_after_epochs,
       on_epoch=on_epoch,
     )
+    cells = claim and claimed_cells(args.design, claim, progress)
     try:
-      results = run_study(args.design, runner, sets)
+      results = run_study(args.design, runner, sets, cells)
     except protocol.Interrupted:
       print(
         "stopped on purpose; rerun the same command to resume from"
         f" {args.checkpoint_dir}"
       )
       return None
+  if claim:  # a worker: the parent writes the report
+    return results
   wall = time.perf_counter() - start
   words = sys.argv[1:] if argv is None else argv
   command = " ".join(["python -m examples.study", *words])

@@ -23,13 +23,36 @@ PILOT_PATH = os.path.join(
 )
 
 
+ALL_METHODS = tuple(m.name for m in methods_lib.COMPARED)
+PAPER_METHODS = ("SGD", "TRSGD", "Adam", "TRAdam")
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
-  """A task at a batch size, trained for ``epochs`` epochs."""
+  """A task at a batch size, trained for ``epochs`` epochs.
+
+  ``methods``: the compared methods it tunes (those that apply to its batch
+  size). At the paper's batch size a cell with all four of the paper's
+  methods also runs the paper's untuned settings.
+  """
 
   task: data_lib.Task
   batch_size: int
   epochs: int
+  methods: tuple[str, ...] = ALL_METHODS
+
+  @property
+  def runs_paper_settings(self) -> bool:
+    return self.batch_size == PAPER_BATCH_SIZE and set(PAPER_METHODS) <= set(
+      self.methods
+    )
+
+  def compared(self) -> list[methods_lib.Method]:
+    return [
+      m
+      for m in methods_lib.COMPARED
+      if m.name in self.methods and m.applies_to(self.batch_size)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +83,27 @@ class Design:
 
 
 MNIST1D, DIGITS = data_lib.TASKS["mnist1d"], data_lib.TASKS["digits"]
+DIGITS_BN, DIGITS_GN = data_lib.TASKS["digits-bn"], data_lib.TASKS["digits-gn"]
+# The BatchNorm net gets the paper's two optimizers and their TR versions;
+# the GroupNorm net, what a user would switch to instead, the plain ones and
+# TRSGD.
+BN_METHODS = PAPER_METHODS
+GN_METHODS = ("SGD", "TRSGD", "Adam")
+# The pilot found accumulated SGD still improving at the digits' budgets
+# (pilot.json), so the study trains it on MNIST-1D only.
+UNACCUMULATED = tuple(m for m in ALL_METHODS if not m.startswith("SGD, accum"))
 # The epochs are the pilot's choices (docs/results/pilot.json); a test
-# checks that they match.
+# checks that they match. The workers take the cells in this order, the
+# longest first.
 FULL_CELLS = (
   Cell(MNIST1D, 8, 32),
-  Cell(DIGITS, 8, 8),
-  Cell(DIGITS, 2, 8),
+  Cell(DIGITS_BN, 2, 16, BN_METHODS),
+  Cell(DIGITS_BN, 8, 16, BN_METHODS),
+  Cell(DIGITS, 2, 8, UNACCUMULATED),
+  Cell(DIGITS, 8, 8, UNACCUMULATED),
   Cell(MNIST1D, 32, 64),
+  Cell(DIGITS_GN, 8, 8, GN_METHODS),
+  Cell(DIGITS_GN, 2, 4, GN_METHODS),
 )
 FULL = Design(
   cells=FULL_CELLS,
@@ -80,10 +117,15 @@ FULL = Design(
   pilot_path=PILOT_PATH,
 )
 # A smoke run of every part but the ablation (which only tunes more
-# methods), in about half a minute on two CPU cores.
+# methods), the BatchNorm and GroupNorm nets included, in about two minutes
+# on two CPU cores.
 QUICK_CELL = Cell(MNIST1D, PAPER_BATCH_SIZE, 1)
 QUICK = Design(
-  cells=(QUICK_CELL,),
+  cells=(
+    QUICK_CELL,
+    Cell(DIGITS_BN, PAPER_BATCH_SIZE, 1, ("SGD", "TRSGD")),
+    Cell(DIGITS_GN, PAPER_BATCH_SIZE, 1, ("SGD",)),
+  ),
   seeds=2,
   grid_size=3,
   max_widen=0,
@@ -112,6 +154,9 @@ class Results:
   ablation_verdicts: list[protocol.Verdict] = dataclasses.field(
     default_factory=list
   )
+  norm_verdicts: list[protocol.Verdict] = dataclasses.field(
+    default_factory=list
+  )
   sensitivity: list[protocol.SensitivityMap] = dataclasses.field(
     default_factory=list
   )
@@ -134,12 +179,8 @@ def tune(design: Design, runner, cell: Cell, name: str, sets):
 
 
 def tune_cell(design: Design, runner, cell: Cell, sets) -> Tuned:
-  """Every compared method, tuned on both seed sets."""
-  return {
-    m.name: tune(design, runner, cell, m.name, sets)
-    for m in methods_lib.COMPARED
-    if m.applies_to(cell.batch_size)
-  }
+  """Every compared method of the cell, tuned on both seed sets."""
+  return {m.name: tune(design, runner, cell, m.name, sets) for m in cell.compared()}
 
 
 def paper_cell(runner, cell: Cell, sets) -> Tuned:
@@ -188,24 +229,31 @@ def sensitivity_cell(design: Design, runner, cell: Cell, seeds, tuned: Tuned):
   ]
 
 
-def tr_verdicts(tuned: Tuned, same_family: bool = False):
-  """Each TR method minus each baseline (or only its own plain optimizer)."""
+def tr_verdicts(tuned: Tuned, same_family: bool = False, baselines=None):
+  """Each TR method minus each baseline (or only its own plain optimizer).
+
+  ``baselines``: the tunings to compare with, by default ``tuned`` itself
+  (another cell's, to set TR on one net against a method on another).
+  """
+  baselines = tuned if baselines is None else baselines
   return [
-    protocol.compare(tuned[ours], tuned[theirs])
+    protocol.compare(tuned[ours], baselines[theirs])
     for ours in methods_lib.TR_NAMES
+    if ours in tuned
     for theirs in methods_lib.BASELINE_NAMES
-    if theirs in tuned
+    if theirs in baselines
     and (not same_family or theirs == methods_lib.BY_NAME[ours].family)
   ]
 
 
 def range_verdicts(tuned: Tuned):
-  """Each TR method against its plain optimizer, over their common rates."""
+  """Each TR method against its plain optimizer: widths, edges, shift."""
   return [
     protocol.compare_ranges(
       tuned[ours], tuned[methods_lib.BY_NAME[ours].family]
     )
     for ours in methods_lib.TR_NAMES
+    if ours in tuned
   ]
 
 
@@ -218,14 +266,34 @@ def ablation_verdicts(ablated: Tuned):
   ]
 
 
-def planned_run_epochs(design: Design) -> int:
-  """How many run-epochs the study trains when no grid widens."""
+def norm_verdicts(tunings) -> list[protocol.Verdict]:
+  """TR on the BatchNorm net minus each method on the GroupNorm net.
+
+  Paired by seed at each batch size where both nets were tuned: the seeds
+  share the data split and the data order, not the initialisation.
+  """
+  def cell_of(task, batch_size) -> Tuned:
+    return {
+      t.method: t
+      for t in tunings
+      if (t.task, t.batch_size) == (task.name, batch_size)
+    }
+
+  verdicts = []
+  for batch_size in sorted({t.batch_size for t in tunings}):
+    bn, gn = cell_of(DIGITS_BN, batch_size), cell_of(DIGITS_GN, batch_size)
+    if bn and gn:
+      verdicts += tr_verdicts(bn, baselines=gn)
+  return verdicts
+
+
+def planned_run_epochs(design: Design, cells=None) -> int:
+  """How many run-epochs the study (or ``cells``) trains if no grid widens."""
   configs = 2 * design.seeds
   total = 0
-  for cell in design.cells:
-    methods = sum(m.applies_to(cell.batch_size) for m in methods_lib.COMPARED)
-    runs = methods * design.grid_size * configs
-    if cell.batch_size == PAPER_BATCH_SIZE:
+  for cell in design.cells if cells is None else cells:
+    runs = len(cell.compared()) * design.grid_size * configs
+    if cell.runs_paper_settings:
       runs += len(PAPER_RATES) * configs
     if cell in design.ablation_cells:
       runs += 2 * len(methods_lib.ABLATION) * design.grid_size * configs

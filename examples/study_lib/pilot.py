@@ -8,11 +8,23 @@ mean final validation accuracy over those methods and rates. The budget
 chosen is the first E whose doubling moves it by less than
 :data:`TOLERANCE_POINTS`: :func:`plateau_epochs`.
 
+Gradient accumulation makes 8 to 32 times fewer updates than the plain
+optimizers at the same epochs, so the pilot checks it on its own
+(:func:`check_accumulation`): at each chosen budget E and at 2 E, the best
+of its three rates must move by less than the same tolerance, or the study
+reports no verdict against it there.
+
+Each ladder and each check is saved in ``OUT/pilot.json`` as soon as it
+ends; a rerun keeps what is saved and runs the rest (delete the file to
+start over).
+
   python -m examples.study --pilot --out docs/results
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -49,6 +61,20 @@ class Pilot:
   chosen_epochs: int | None  # None: no doubling tried stayed within 0.5
 
 
+@dataclasses.dataclass(frozen=True)
+class AccumulationCheck:
+  """Accumulated SGD at a chosen budget and at twice it.
+
+  ``converged``: the best of its rates moved by less than
+  :data:`TOLERANCE_POINTS` of mean validation accuracy.
+  """
+
+  task: str
+  batch_size: int
+  budgets: tuple[Budget, Budget]
+  converged: bool
+
+
 def plateau_epochs(
   accuracy_by_epochs: Sequence[tuple[int, float]],
   tolerance: float = TOLERANCE_POINTS,
@@ -78,10 +104,11 @@ def best_baseline(
   batch_size: int,
   epochs: int,
   on_epoch: Callable[[], None],
+  names: Sequence[str] = BASELINES,
 ) -> Budget:
-  """Trains the baselines for ``epochs``; returns the best of them."""
+  """Trains the ``names`` for ``epochs``; returns the best of them."""
   best, seconds = None, 0.0
-  for name in BASELINES:
+  for name in names:
     method = methods_lib.BY_NAME[name]
     centre = method.grid_centre(batch_size)
     rates = [float(f"{centre * 10**e:.3g}") for e in (-0.5, 0.0, 0.5)]
@@ -114,7 +141,7 @@ def run(
   on_epoch: Callable[[], None] = lambda: None,
 ) -> Pilot:
   """Doubles the budget from ``first_epochs`` until a doubling plateaus."""
-  data = task.load()
+  data = task.load(0)
   budgets: list[Budget] = []
   epochs = first_epochs
   while epochs <= max_epochs:
@@ -126,6 +153,26 @@ def run(
   return Pilot(task.name, batch_size, tuple(budgets), chosen)
 
 
+def check_accumulation(
+  task: data_lib.Task,
+  batch_size: int,
+  epochs: int,
+  on_epoch: Callable[[], None] = lambda: None,
+) -> AccumulationCheck:
+  """Accumulated SGD at ``epochs`` and ``2 epochs``: has it converged?"""
+  data = task.load(0)
+  names = (ACCUMULATED,)
+  budgets = tuple(
+    best_baseline(task, data, batch_size, e, on_epoch, names)
+    for e in (epochs, 2 * epochs)
+  )
+  move = abs(budgets[1].val_accuracy - budgets[0].val_accuracy)
+  return AccumulationCheck(
+    task.name, batch_size, budgets, bool(move < TOLERANCE_POINTS)
+  )
+
+
+ACCUMULATED = f"SGD, accum. {methods_lib.ACCUMULATED_BATCH}"
 # The first budget of each ladder, (task, batch size) -> epochs, in the
 # order the pilot runs them; a ladder stops at 8x its first budget.
 FIRST_EPOCHS = {
@@ -134,38 +181,118 @@ FIRST_EPOCHS = {
   ("digits", 8): 8,
   ("digits", 2): 4,
   ("mnist1d", 32): 32,
+  ("digits-bn", 8): 8,
+  ("digits-bn", 2): 4,
+  ("digits-gn", 8): 8,
+  ("digits-gn", 2): 4,
 }
 LADDER_FACTOR = 8
+# Where the accumulation arm is checked, at the ladder's chosen budget.
+ACCUMULATION_KEYS = (("mnist1d", 8), ("digits", 8), ("digits", 2), ("mnist1d", 32))
 
 
-def load(path: str | None) -> list[Pilot]:
-  """The pilots saved by :func:`main`; [] for ``None``."""
-  if path is None:
-    return []
+@dataclasses.dataclass(frozen=True)
+class Record:
+  """Everything the pilot measured: its ladders and accumulation checks."""
+
+  ladders: tuple[Pilot, ...]
+  accumulation: tuple[AccumulationCheck, ...]
+
+  def chosen(self, task: str, batch_size: int) -> int | None:
+    return next(
+      (
+        p.chosen_epochs
+        for p in self.ladders
+        if (p.task, p.batch_size) == (task, batch_size)
+      ),
+      None,
+    )
+
+  def accumulation_converged(self, task: str, batch_size: int) -> bool:
+    return any(
+      (c.task, c.batch_size) == (task, batch_size) and c.converged
+      for c in self.accumulation
+    )
+
+
+def budgets_of(saved) -> tuple[Budget, ...]:
+  return tuple(Budget(**b) for b in saved["budgets"])
+
+
+def load(path: str | None) -> Record:
+  """The pilot saved by :func:`main`; an empty record for ``None``."""
+  if path is None or not os.path.exists(path):
+    return Record((), ())
   with open(path) as f:
     saved = json.load(f)
-  return [
-    Pilot(
-      p["task"],
-      p["batch_size"],
-      tuple(Budget(**b) for b in p["budgets"]),
-      p["chosen_epochs"],
-    )
-    for p in saved
-  ]
+  return Record(
+    tuple(
+      Pilot(p["task"], p["batch_size"], budgets_of(p), p["chosen_epochs"])
+      for p in saved["ladders"]
+    ),
+    tuple(
+      AccumulationCheck(
+        c["task"], c["batch_size"], budgets_of(c), c["converged"]
+      )
+      for c in saved["accumulation"]
+    ),
+  )
 
 
-def main(out: str, keys=None) -> list[Pilot]:
-  """Runs the pilots in ``keys`` (default all); writes ``pilot.json``."""
-  pilots = []
-  for task_name, batch_size in keys or FIRST_EPOCHS:
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+  """Holds an exclusive lock on ``path + '.lock'`` (one process at a time)."""
+  with open(path + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def save(path: str, record: Record) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(dataclasses.asdict(record), f, indent=1)
+  os.replace(path + ".tmp", path)
+
+
+def main(out: str, claim: Callable[[str], bool] = lambda job: True) -> Record:
+  """Runs what ``OUT/pilot.json`` lacks; returns the whole record.
+
+  ``claim(job)`` says whether this process runs a job (the ladders first,
+  then the accumulation checks, which need their ladder's choice); the
+  other jobs are left to other processes (``--workers``).
+  """
+  os.makedirs(out, exist_ok=True)
+  path = os.path.join(out, "pilot.json")
+  for task_name, batch_size in FIRST_EPOCHS:
+    done = {(p.task, p.batch_size) for p in load(path).ladders}
+    if (task_name, batch_size) in done or not claim(
+      f"ladder-{task_name}-{batch_size}"
+    ):
+      continue
     first = FIRST_EPOCHS[task_name, batch_size]
     pilot = run(
       data_lib.TASKS[task_name], batch_size, first, LADDER_FACTOR * first
     )
-    pilots.append(pilot)
     print(pilot, flush=True)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "pilot.json"), "w") as f:
-      json.dump([dataclasses.asdict(p) for p in pilots], f, indent=1)
-  return pilots
+    with locked(path):  # another process may save meanwhile
+      record = load(path)
+      save(path, dataclasses.replace(record, ladders=record.ladders + (pilot,)))
+  for task_name, batch_size in ACCUMULATION_KEYS:
+    record = load(path)
+    epochs = record.chosen(task_name, batch_size)
+    done = {(c.task, c.batch_size) for c in record.accumulation}
+    if epochs is None or (task_name, batch_size) in done:
+      continue
+    if not claim(f"accumulation-{task_name}-{batch_size}"):
+      continue
+    check = check_accumulation(data_lib.TASKS[task_name], batch_size, epochs)
+    print(check, flush=True)
+    with locked(path):
+      record = load(path)
+      save(
+        path,
+        dataclasses.replace(record, accumulation=record.accumulation + (check,)),
+      )
+  return load(path)

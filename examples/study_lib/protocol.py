@@ -1,14 +1,16 @@
 """The study's protocol: tune, compare on two seed sets, measure ranges.
 
 * :func:`tune`: one method at one batch size, every rate of its grid on the
-  seeds of both sets at once. Each set picks its rate by mean final
+  seeds of both sets, each set on its own data split (:func:`split_of`), in
+  a sweep per set. Each set picks its rate by mean final
   validation accuracy; while a curve is still within 2 points of its best
   at an edge of the grid, the grid grows by two rates on that side.
 * :func:`at_rate`: one method at one fixed rate (the paper's settings).
 * :func:`compare`: TR minus a baseline in final test accuracy, paired by
-  seed, per seed set, and whether the verdict replicated.
-* :func:`compare_ranges`: the same for the mean test accuracy over the rates
-  both methods trained, with each method's working-range width.
+  seed, per seed set and pooled, with the replicated verdict.
+* :func:`compare_ranges`: each method's working range of rates (edges and
+  width, with seed-bootstrap intervals) and TR's shift against its plain
+  optimizer.
 * :func:`sensitivity`: TR at its tuned rate over period x lambda_w / eta_0.
 
 Every result is a frozen dataclass; ``dataclasses.asdict`` makes it JSON.
@@ -29,6 +31,15 @@ from examples.study_lib import stats
 from examples.study_lib import sweep as sweep_lib
 
 SeedSets = Mapping[str, Sequence[int]]  # "A" -> seeds, "B" -> seeds
+
+
+def split_of(seeds: Sequence[int]) -> int:
+  """The data split of a seed set: seeds ``8k .. 8k + 7`` train on split k.
+
+  Set A (seeds 0..7) has split 0, the split of earlier versions; set B its
+  own, and ``--first-seed 16`` draws fresh splits 2 and 3.
+  """
+  return seeds[0] // len(seeds)
 
 
 class Interrupted(Exception):
@@ -58,7 +69,7 @@ class Runner:
       tuple(configs),
       batch_size,
       epochs,
-      len(task.load().train_x) // batch_size,
+      len(task.load(options.get("split", 0)).train_x) // batch_size,
       **options,
     )
 
@@ -82,7 +93,7 @@ class Runner:
 
     history, done = sweep_lib.train(
       plan,
-      plan.task.load(),
+      plan.task.load(plan.split),
       checkpoint_dir=self.checkpoint_dir,
       checkpoint_every_s=self.checkpoint_every_s,
       max_new_epochs=self.epoch_budget,
@@ -208,16 +219,25 @@ def train_rates(
   method: methods_lib.Method,
   batch_size: int,
   rates: Sequence[float],
-  seeds: Sequence[int],
+  seed_sets: SeedSets,
   epochs: int,
   weight_decay: float = methods_lib.WEIGHT_DECAY,
 ) -> dict[tuple[int, float], RunResult]:
-  """Every seed at every rate, in one sweep."""
-  configs = [sweep_lib.Config(s, r) for s in seeds for r in rates]
-  plan = runner.plan(
-    method, task, configs, batch_size, epochs, weight_decay=weight_decay
-  )
-  return run_results(runner.run(plan), configs)
+  """Every seed at every rate, in one sweep per seed set (on its split)."""
+  results = {}
+  for seeds in seed_sets.values():
+    configs = [sweep_lib.Config(s, r) for s in seeds for r in rates]
+    plan = runner.plan(
+      method,
+      task,
+      configs,
+      batch_size,
+      epochs,
+      weight_decay=weight_decay,
+      split=split_of(seeds),
+    )
+    results |= run_results(runner.run(plan), configs)
+  return results
 
 
 def tune(
@@ -237,11 +257,12 @@ def tune(
   so far is within 2 points of its best, the grid grows by two lattice
   rates beyond that edge (at most ``max_widen`` times).
   """
-  seeds = [s for name in seed_sets for s in seed_sets[name]]
   rates = methods_lib.grid(method.grid_centre(batch_size), grid_size)
   results, new, widenings = {}, rates, 0
   while True:
-    results |= train_rates(runner, task, method, batch_size, new, seeds, epochs)
+    results |= train_rates(
+      runner, task, method, batch_size, new, seed_sets, epochs
+    )
     rates = sorted({r for _, r in results})
     sets = {n: set_result(results, s, rates) for n, s in seed_sets.items()}
     low, high = open_sides(s.val_mean for s in sets.values())
@@ -272,9 +293,8 @@ def at_rate(
   weight_decay: float,
 ) -> Tuning:
   """``method`` at one fixed ``rate`` (nothing tuned) on both seed sets."""
-  seeds = [s for name in seed_sets for s in seed_sets[name]]
   results = train_rates(
-    runner, task, method, batch_size, [rate], seeds, epochs, weight_decay
+    runner, task, method, batch_size, [rate], seed_sets, epochs, weight_decay
   )
   sets = {n: set_result(results, s, [rate]) for n, s in seed_sets.items()}
   return Tuning(
@@ -284,9 +304,16 @@ def at_rate(
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-  """``method`` minus ``baseline`` paired by seed, per seed set.
+  """``method`` minus ``baseline`` paired by seed, per seed set and pooled.
 
-  ``replicated``: every seed set gave the same word (win, tie or loss).
+  Attributes:
+    sets: each seed set's paired difference.
+    pooled: the difference over the seeds of all sets together (each seed
+      at its own set's picked rates).
+    word: the replicated verdict (:func:`stats.replicated_word`): "win",
+      "loss", "equivalent" or "inconclusive".
+    baseline_task: the baseline's task, ``task`` unless the comparison
+      crosses nets (TR on BatchNorm against a method on GroupNorm).
   """
 
   task: str
@@ -294,25 +321,30 @@ class Verdict:
   method: str
   baseline: str
   sets: dict[str, stats.Comparison]
-  replicated: bool
+  pooled: stats.Comparison
+  word: str
+  baseline_task: str
 
 
 def verdict(ours: Tuning, theirs: Tuning, values) -> Verdict:
   """``values(tuning, set_result) -> per-seed values``, paired set by set."""
-  sets = {
-    name: stats.paired_difference(
-      values(ours, ours.sets[name]), values(theirs, theirs.sets[name])
-    )
+  pairs = {
+    name: (values(ours, ours.sets[name]), values(theirs, theirs.sets[name]))
     for name in ours.sets
   }
-  words = {c.verdict for c in sets.values()}
+  sets = {name: stats.paired_difference(*pair) for name, pair in pairs.items()}
+  pooled = stats.paired_difference(
+    *(np.concatenate([pair[i] for pair in pairs.values()]) for i in (0, 1))
+  )
   return Verdict(
     ours.task,
     ours.batch_size,
     ours.method,
     theirs.method,
     sets,
-    len(words) == 1,
+    pooled,
+    stats.replicated_word(sets.values()),
+    theirs.task,
   )
 
 
@@ -323,33 +355,61 @@ def compare(ours: Tuning, theirs: Tuning) -> Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class RangeComparison:
-  """Two methods over the rates both trained.
+  """The working ranges of a TR method and its plain optimizer.
 
   Attributes:
-    common_rates: the rates both grids contain.
-    widths: per seed set, ``(ours, theirs)``: the width in decades of each
-      method's rates with a mean test accuracy within 2 points of its best.
-    verdict: the paired difference of each seed's mean test accuracy over
-      ``common_rates``.
+    sets: per seed set, ``(ours, theirs)``: each method's range (its edges
+      and width, with a seed-bootstrap interval on the width), ours also
+      with the width gap and the shift against theirs.
+    width_word: "wider" or "narrower" if every set's interval on the width
+      gap excludes 0 on that side, else "neither".
+    shift_word: "higher" or "lower" likewise for the shift.
+    open_edges: per method, whether its curve is still within 2 points of
+      its best at the low and the high edge of its grid (a width is then a
+      lower bound).
   """
 
-  common_rates: tuple[float, ...]
-  widths: dict[str, tuple[float, float]]
-  verdict: Verdict
+  task: str
+  batch_size: int
+  method: str
+  baseline: str
+  sets: dict[str, tuple[stats.RangeStats, stats.RangeStats]]
+  width_word: str
+  shift_word: str
+  open_edges: tuple[tuple[bool, bool], tuple[bool, bool]]
+
+
+def replicated_side(intervals, above: str, below: str) -> str:
+  """``above`` or ``below`` if every interval excludes 0 on that side."""
+  if all(low > 0 for low, _ in intervals):
+    return above
+  if all(high < 0 for _, high in intervals):
+    return below
+  return "neither"
 
 
 def compare_ranges(ours: Tuning, theirs: Tuning) -> RangeComparison:
-  """Working-range widths and mean accuracy over the common rates."""
-  common = sorted(set(ours.rates) & set(theirs.rates))
-
-  def mean_over_common(tuning: Tuning, s: SetResult):
-    columns = [tuning.rates.index(r) for r in common]
-    return np.asarray(s.test)[:, columns].mean(axis=1)
-
+  """Working ranges, their widths and TR's shift, per seed set."""
+  sets = {}
+  for name in ours.sets:
+    a, b = ours.sets[name].test, theirs.sets[name].test
+    sets[name] = (
+      stats.bootstrap_range(ours.rates, a, theirs.rates, b),
+      stats.bootstrap_range(theirs.rates, b, theirs.rates, b),
+    )
   return RangeComparison(
-    tuple(common),
-    {n: (ours.width(n), theirs.width(n)) for n in ours.sets},
-    verdict(ours, theirs, mean_over_common),
+    ours.task,
+    ours.batch_size,
+    ours.method,
+    theirs.method,
+    sets,
+    replicated_side(
+      [r[0].width_gap_interval for r in sets.values()], "wider", "narrower"
+    ),
+    replicated_side(
+      [r[0].shift_interval for r in sets.values()], "higher", "lower"
+    ),
+    (ours.open_edges(), theirs.open_edges()),
   )
 
 
@@ -386,11 +446,19 @@ def sensitivity(
     configs = [
       sweep_lib.Config(s, learning_rate, r) for s in seeds for r in ratios
     ]
-    plan = runner.plan(method, task, configs, batch_size, epochs, period=period)
+    plan = runner.plan(
+      method,
+      task,
+      configs,
+      batch_size,
+      epochs,
+      period=period,
+      split=split_of(seeds),
+    )
     test = 100 * np.nan_to_num(runner.run(plan)["test_accuracy"][-1])
     test = test.reshape(len(seeds), len(ratios))
     mean.append(tuple(test.mean(axis=0).tolist()))
-    std.append(tuple(test.std(axis=0).tolist()))
+    std.append(tuple(test.std(axis=0, ddof=1).tolist()))
   return SensitivityMap(
     task.name,
     method.name,

@@ -31,6 +31,7 @@ class Header:
   machine: str
   wall_minutes: float
   train_minutes: float
+  splits: dict[str, dict[str, Any]]  # set -> its split and fingerprints
 
 
 # --------------------------------------------------------------------------
@@ -39,7 +40,7 @@ class Header:
 
 
 def mean_std(values: Sequence[float]) -> str:
-  return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+  return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}"
 
 
 def interval(c: stats.Comparison) -> str:
@@ -95,98 +96,138 @@ def sets_table(tunings: Sequence[protocol.Tuning], names) -> str:
   return table(head, rows)
 
 
-def verdict_word(v: protocol.Verdict, names) -> str:
-  words = [v.sets[n].verdict for n in names]
-  mean = v.sets[names[0]].mean
-  if v.replicated and words[0] != "tie":
-    return f"**{words[0]}** ({mean:+.1f})"
-  if v.replicated:
-    return f"tie ({mean:+.1f})"
-  return "/".join(words) + " (not replicated)"
+NICE_TASK = {
+  "mnist1d": "MNIST-1D",
+  "digits": "digits",
+  "digits-bn": "digits, BatchNorm",
+  "digits-gn": "digits, GroupNorm",
+}
 
 
-def verdict_grid(verdicts: Sequence[protocol.Verdict], names) -> str:
-  """Comparison x batch size: the replicated word, or each set's word."""
-  pairs = list(dict.fromkeys((v.method, v.baseline) for v in verdicts))
+def side(v: protocol.Verdict, which: str) -> str:
+  """A method of a verdict, with its net where the verdict crosses nets."""
+  task = v.task if which == "method" else v.baseline_task
+  name = getattr(v, which)
+  return name if v.task == v.baseline_task else f"{name} ({NICE_TASK[task]})"
+
+
+def pair_name(v: protocol.Verdict) -> str:
+  return f"{side(v, 'method')} − {side(v, 'baseline')}"
+
+
+def verdict_word(v: protocol.Verdict) -> str:
+  """The replicated word, bold where it is a win or a loss, and the pooled
+  estimate with its 95% interval."""
+  word = f"**{v.word}**" if v.word in ("win", "loss") else v.word
+  return f"{word}, {interval(v.pooled)}"
+
+
+def verdict_grid(verdicts: Sequence[protocol.Verdict]) -> str:
+  """Comparison x batch size: the replicated word and the pooled estimate."""
+  pairs = list(dict.fromkeys(pair_name(v) for v in verdicts))
   sizes = sorted({v.batch_size for v in verdicts})
-  by_key = {(v.method, v.baseline, v.batch_size): v for v in verdicts}
+  by_key = {(pair_name(v), v.batch_size): v for v in verdicts}
   rows = [
-    [f"{ours} − {theirs}"]
+    [pair]
     + [
-      verdict_word(by_key[ours, theirs, b], names)
-      if (ours, theirs, b) in by_key
-      else "–"
+      verdict_word(by_key[pair, b]) if (pair, b) in by_key else "–"
       for b in sizes
     ]
-    for ours, theirs in pairs
+    for pair in pairs
   ]
   return table(["comparison"] + [f"batch {b}" for b in sizes], rows)
 
 
+def interval90(c: stats.Comparison) -> str:
+  if not math.isfinite(c.low90):
+    return "–"
+  return f"[{c.low90:+.2f}, {c.high90:+.2f}]"
+
+
 def verdict_table(verdicts: Sequence[protocol.Verdict], names) -> str:
-  """Every verdict in full: each set's mean and interval."""
+  """Every verdict in full: each set's mean and intervals, and the pool."""
   rows = []
   for v in verdicts:
-    cells = [f"{interval(v.sets[n])} {v.sets[n].verdict}" for n in names]
-    word = v.sets[names[0]].verdict
+    cells = [
+      f"{interval(v.sets[n])} {v.sets[n].verdict}; 90% {interval90(v.sets[n])}"
+      for n in names
+    ]
     rows.append(
-      [str(v.batch_size), f"{v.method} − {v.baseline}", *cells]
-      + [f"yes ({word})" if v.replicated else "no"]
+      [str(v.batch_size), pair_name(v), *cells, interval(v.pooled), v.word]
     )
   head = ["batch", "comparison"]
-  head += [f"set {n}: mean [95% CI]" for n in names] + ["replicated?"]
-  return table(head, rows)
+  head += [f"set {n}: mean [95% CI] word; 90% CI" for n in names]
+  head += [f"pooled {sum(v.pooled.n for v in verdicts[:1])} seeds [95% CI]"]
+  return table(head + ["verdict"], rows)
+
+
+def span(low: float, high: float) -> str:
+  return f"[{low:.2f}, {high:.2f}]"
+
+
+def range_cells(r: stats.RangeStats) -> str:
+  """Width [interval] and the two edges of one working range."""
+  return (
+    f"{r.width:.2f} {span(*r.width_interval)},"
+    f" {r.low_rate:.3g}–{r.high_rate:.3g}"
+  )
 
 
 def range_table(ranges: Sequence[protocol.RangeComparison], names) -> str:
-  """Working-range widths and the mean accuracy over the common rates."""
+  """Per TR method and set: both ranges, the width gap and the shift."""
   rows = []
   for r in ranges:
-    v = r.verdict
-    widths = " / ".join(
-      f"{r.widths[n][0]:.2f} vs {r.widths[n][1]:.2f}" for n in names
-    )
-    span = f"{r.common_rates[0]:.3g}–{r.common_rates[-1]:.3g}"
-    rows.append(
-      [
-        str(v.batch_size),
-        f"{v.method} vs {v.baseline}",
-        widths,
-        f"{span} ({len(r.common_rates)})",
-        verdict_word(v, names),
-      ]
-    )
+    for n in names:
+      ours, theirs = r.sets[n]
+      rows.append(
+        [
+          f"{NICE_TASK[r.task]}, {r.batch_size}",
+          f"{r.method} vs {r.baseline}",
+          n,
+          range_cells(ours),
+          range_cells(theirs),
+          f"{ours.width_gap:+.2f} {span(*ours.width_gap_interval)}",
+          f"{ours.shift:+.2f} {span(*ours.shift_interval)}",
+        ]
+      )
+    rows.append(["", "", "both sets", "", "", r.width_word, r.shift_word])
   head = [
-    "batch",
-    "methods",
-    "decades within 2 points of the best, " + " / ".join(names),
-    "common rates",
-    f"mean over common rates, {' − '.join(['TR', 'baseline'])}",
+    "cell",
+    "pair",
+    "set",
+    "TR: width in decades [95% CI], rates within 2 points",
+    "baseline: the same",
+    "width gap [95% CI]",
+    "shift in decades [95% CI]",
   ]
   return table(head, rows)
 
 
-def pilot_table(pilots: Sequence[pilot_lib.Pilot]) -> str:
-  rows = []
-  for p in pilots:
-    for previous, budget in zip(p.budgets, p.budgets[1:]):
-      move = budget.val_accuracy - previous.val_accuracy
-      rows.append(
-        [
-          p.task,
-          str(p.batch_size),
-          f"{previous.epochs} → {budget.epochs}",
-          f"{previous.val_accuracy:.1f} → {budget.val_accuracy:.1f}",
-          f"{move:+.2f}",
-          f"{budget.method} @ {budget.learning_rate:.3g}",
-          "**chosen**" if p.chosen_epochs == previous.epochs else "",
-        ]
-      )
+def pilot_table(record: pilot_lib.Record) -> str:
+  """Each ladder's doublings, then each accumulation check."""
+  rows = [
+    budget_row(
+      p,
+      previous,
+      budget,
+      "**chosen**" if p.chosen_epochs == previous.epochs else "",
+    )
+    for p in record.ladders
+    for previous, budget in zip(p.budgets, p.budgets[1:])
+  ]
+  rows += [
+    budget_row(
+      c,
+      *c.budgets,
+      "converged" if c.converged else "**not converged**: no verdicts",
+    )
+    for c in record.accumulation
+  ]
   head = [
     "task",
     "batch",
     "epochs",
-    "best baseline's mean val acc",
+    "best mean val acc",
     "move",
     "best at the longer budget",
     "",
@@ -196,10 +237,10 @@ def pilot_table(pilots: Sequence[pilot_lib.Pilot]) -> str:
 
 def sensitivity_table(m: protocol.SensitivityMap) -> str:
   rows = [
-    [str(period)] + [f"{a:.1f} ± {s:.1f}" for a, s in zip(mean, std)]
+    [f"period {period}"] + [f"{a:.1f} ± {s:.1f}" for a, s in zip(mean, std)]
     for period, mean, std in zip(m.periods, m.mean, m.std)
   ]
-  return table(["period \\ λw/η0"] + [f"{r:g}" for r in m.ratios], rows)
+  return table(["period"] + [f"λw/η0 = {r:g}" for r in m.ratios], rows)
 
 
 def movement(tunings: Sequence[protocol.Tuning], names) -> str:
@@ -226,22 +267,36 @@ def movement(tunings: Sequence[protocol.Tuning], names) -> str:
 
 def header_lines(h: Header) -> list[str]:
   sets = ", ".join(f"set {n} = {s[0]}..{s[-1]}" for n, s in h.seed_sets.items())
+  splits = "; ".join(
+    f"set {n} on split {d['split']} ("
+    + ", ".join(f"{task} {fp}" for task, fp in d["fingerprints"].items())
+    + ")"
+    for n, d in h.splits.items()
+  )
   lines = [
     "# TR at small batch, trained to convergence: a replicated study",
     "",
     f"Command: `{h.command}`  ",
     f"Machine: {h.machine}  ",
-    f"Time: {h.train_minutes:.1f} min of training, summed over every sweep"
-    " (also those trained before a resume); this run's wall time"
-    f" {h.wall_minutes:.1f} min  ",
+    f"Time: {h.wall_minutes:.1f} min wall time for this run;"
+    f" {h.train_minutes:.1f} min of training summed over every sweep"
+    " (sweeps run side by side in the workers, and before any resume)  ",
     f"Seeds: {sets}, each set tuned on its own  ",
+    f"Data: each seed set draws its own split (fingerprints): {splits}  ",
     "Training: every method at a batch size gets the same epochs, chosen by"
     " the pilot below; lr x0.1 at 50% and 75%; coupled weight decay"
     f" {methods_lib.WEIGHT_DECAY:g} (the paper's settings: its own"
     f" {methods_lib.PAPER_WEIGHT_DECAY:g}); TR with period 10 and"
     " lambda_w = 0.1 eta_0 unless varied. A rate is picked by mean final"
     " validation accuracy from a grid of rates half a decade apart, widened"
-    " while a curve is within 2 points of its best at an edge.",
+    " while a curve is within 2 points of its best at an edge.  ",
+    "Verdicts: TR minus a baseline in final test accuracy, paired by seed."
+    " A **win** or **loss** is one both seed sets give (95% t-interval"
+    " excluding 0); *equivalent*: both sets' 90% intervals lie within"
+    f" ±{stats.EQUIVALENCE_POINTS} points (two one-sided tests);"
+    " *inconclusive* otherwise. Beside each, the pooled estimate over all"
+    " seeds of both sets with its 95% interval. ± is the sample standard"
+    " deviation (n − 1), as in the intervals.",
     "",
     "| task | data | epochs per batch size | ceiling |",
     "|---|---|---|---|",
@@ -252,11 +307,24 @@ def header_lines(h: Header) -> list[str]:
   return lines + [""]
 
 
-def tuned_lines(results, names) -> list[str]:
+def kept_verdicts(verdicts, record: pilot_lib.Record | None):
+  """The verdicts the tables show: none against accumulation that the
+  pilot did not see converge (all of them in a quick run, with no pilot)."""
+  return [
+    v
+    for v in verdicts
+    if v.baseline != pilot_lib.ACCUMULATED
+    or (record and record.accumulation_converged(v.task, v.batch_size))
+  ]
+
+
+def tuned_lines(results, names, record) -> list[str]:
   lines = ["## 1. Tuned and converged: does TR beat the baselines?", ""]
   for task in dict.fromkeys(t.task for t in results.tunings):
     tunings = [t for t in results.tunings if t.task == task]
-    verdicts = [v for v in results.verdicts if v.task == task]
+    verdicts = kept_verdicts(
+      [v for v in results.verdicts if v.task == task], record
+    )
     lines += [
       f"### Tuned: {task}",
       "",
@@ -266,17 +334,24 @@ def tuned_lines(results, names) -> list[str]:
       "",
       accuracy_table(tunings, names),
       "",
-      "TR minus each baseline in final test accuracy, paired by seed; bold:"
-      " a win or loss both seed sets gave (set A's mean difference in"
-      " points):",
-      "",
-      verdict_grid(verdicts, names),
-      "",
-      "<details><summary>Every verdict with its intervals, and the test"
-      " accuracy at the best validation epoch</summary>",
-      "",
-      verdict_table(verdicts, names),
-      "",
+    ]
+    if verdicts:
+      lines += [
+        "TR minus each baseline in final test accuracy: the replicated"
+        " verdict, then the pooled mean difference [95% CI] in points:",
+        "",
+        verdict_grid(verdicts),
+        "",
+        "<details><summary>Every verdict with its intervals, and the test"
+        " accuracy at the best validation epoch</summary>",
+        "",
+        verdict_table(verdicts, names),
+        "",
+      ]
+    else:
+      lines += ["<details><summary>The test accuracy at the best validation"
+                " epoch</summary>", ""]
+    lines += [
       sets_table(tunings, names),
       "",
       movement(tunings, names),
@@ -287,7 +362,8 @@ def tuned_lines(results, names) -> list[str]:
   return lines
 
 
-def paper_lines(results, names) -> list[str]:
+def paper_lines(results, names, record) -> list[str]:
+  del record  # no accumulation at the paper's settings
   lines = [
     "## 2. At the paper's own settings (nothing tuned)",
     "",
@@ -314,20 +390,24 @@ def paper_lines(results, names) -> list[str]:
   return lines
 
 
-def range_lines(results, names) -> list[str]:
+def range_lines(results, names, record) -> list[str]:
+  del record
   lines = [
-    "## 3. How wide is each method's working range of rates?",
+    "## 3. Where and how wide is each method's working range of rates?",
     "",
-    "Per method and seed set, the width in decades of the rates whose mean"
-    " final test accuracy is within 2 points of its best (interpolated"
-    " between grid rates, which are half a decade apart); then TR minus its"
-    " baseline in each seed's mean test accuracy over the rates both"
-    " trained, paired by seed (bold: replicated). The curves are"
-    " in `robustness.png`.",
+    "Per method and seed set, the rates whose mean final test accuracy is"
+    " within 2 points of its best (interpolated in log rate between grid"
+    " rates half a decade apart): its width in decades with a 95%"
+    f" seed-bootstrap interval ({stats.BOOTSTRAP_SAMPLES} resamples of the"
+    " set's seeds), its smallest and largest rate; then TR's width minus"
+    " its plain optimizer's and the shift of the range's centre, in"
+    " decades, each with a paired bootstrap interval. *wider*/*narrower*"
+    " and *higher*/*lower*: both sets' intervals exclude 0 on that side."
+    " The curves are in `robustness.png`.",
     "",
   ]
-  for task in dict.fromkeys(r.verdict.task for r in results.ranges):
-    ranges = [r for r in results.ranges if r.verdict.task == task]
+  for task in dict.fromkeys(r.task for r in results.ranges):
+    ranges = [r for r in results.ranges if r.task == task]
     lines += [f"### Working range: {task}", "", range_table(ranges, names), ""]
   still_open = [
     f"{t.method} at batch {t.batch_size} ({t.task}, "
@@ -340,13 +420,34 @@ def range_lines(results, names) -> list[str]:
   ]
   lines += [
     "Curves still within 2 points of their best at an edge of the grid"
-    " after widening: " + (", ".join(still_open) or "none") + ".",
+    " after widening (their width is a lower bound): "
+    + (", ".join(still_open) or "none")
+    + ".",
     "",
   ]
   return lines
 
 
-def ablation_lines(results, names) -> list[str]:
+def norm_lines(results, names, record) -> list[str]:
+  del record
+  if not results.norm_verdicts:
+    return []
+  return [
+    "## 4. TR on the BatchNorm net, or switch the net to GroupNorm?",
+    "",
+    "TR on the BatchNorm CNN minus each method tuned on the GroupNorm CNN,"
+    " paired by seed (the same split and data order, not the same"
+    " initialisation):",
+    "",
+    verdict_grid(results.norm_verdicts),
+    "",
+    verdict_table(results.norm_verdicts, names),
+    "",
+  ]
+
+
+def ablation_lines(results, names, record) -> list[str]:
+  del record
   if not results.ablation:
     return []
   return [
@@ -359,21 +460,23 @@ def ablation_lines(results, names) -> list[str]:
     "",
     accuracy_table(results.ablation, names),
     "",
-    verdict_grid(results.ablation_verdicts, names),
+    verdict_grid(results.ablation_verdicts),
     "",
     verdict_table(results.ablation_verdicts, names),
     "",
   ]
 
 
-def sensitivity_lines(results, names) -> list[str]:
+def sensitivity_lines(results, names, record) -> list[str]:
+  del record
   lines = []
   for m in results.sensitivity:
     lines += [
       f"## Sensitivity: {m.method}, {m.task}, batch {m.batch_size}, lr"
       f" {m.learning_rate:.3g}, {m.epochs} epochs",
       "",
-      f"Final test accuracy (%), mean ± std over set {names[0]}:",
+      f"Final test accuracy (%), mean ± std over set {names[0]}; rows: the"
+      " period, columns: λw/η0 (lambda_w over the base rate eta_0):",
       "",
       sensitivity_table(m),
       "",
@@ -381,7 +484,7 @@ def sensitivity_lines(results, names) -> list[str]:
   return lines
 
 
-def markdown(header: Header, results, pilots) -> str:
+def markdown(header: Header, results, record: pilot_lib.Record) -> str:
   """The whole of ``study.md``."""
   names = list(header.seed_sets)
   lines = header_lines(header)
@@ -392,19 +495,23 @@ def markdown(header: Header, results, pilots) -> str:
     f" {len(pilot_lib.SEEDS)} seeds of set A, for doubling budgets; the"
     " budget chosen is the first whose doubling moves the best baseline's"
     f" mean validation accuracy by less than {pilot_lib.TOLERANCE_POINTS}"
-    " points (`make pilot`, `pilot.json`):",
+    " points. Then SGD with gradients accumulated to 64 examples, at"
+    " three rates, at each chosen budget and twice it: where it moves by"
+    " as much, the tables show no verdict against it (`make pilot`,"
+    " `pilot.json`):",
     "",
-    pilot_table(pilots) if pilots else "(No pilot: a quick run.)",
+    pilot_table(record) if record.ladders else "(No pilot: a quick run.)",
     "",
   ]
   for part in (
     tuned_lines,
     paper_lines,
     range_lines,
+    norm_lines,
     ablation_lines,
     sensitivity_lines,
   ):
-    lines += part(results, names)
+    lines += part(results, names, record)
   return "\n".join(lines)
 
 
@@ -449,35 +556,42 @@ def save(plt, figure, path: str) -> None:
 
 
 def plot_robustness(path: str, tunings, names) -> None:
-  """Test accuracy against the rate: a row per task, a panel per batch."""
+  """Test accuracy against the rate: a panel per task and batch size.
+
+  Two panels a row, sized to be read at the docs' width (about 700 px)
+  without scaling, and no empty panel.
+  """
   plt = pyplot()
-  tasks = list(dict.fromkeys(t.task for t in tunings))
-  sizes = sorted({t.batch_size for t in tunings})
-  figure, axes = panels(plt, len(tasks), len(sizes))
+  cells = list(dict.fromkeys((t.task, t.batch_size) for t in tunings))
+  columns = min(2, len(cells))
+  rows = -(-len(cells) // columns)
+  figure, axes = panels(plt, rows, columns, (3.3, 2.6))
   legend = {}
-  for row, task in zip(axes, tasks):
-    for ax, b in zip(row, sizes):
-      mine = [t for t in tunings if (t.task, t.batch_size) == (task, b)]
-      if not mine:
-        ax.axis("off")
+  for ax, (task, b) in zip(axes.flat, cells):
+    for t in tunings:
+      if (t.task, t.batch_size) != (task, b):
         continue
-      for t in mine:
-        tr = t.method in methods_lib.TR_NAMES
-        (legend[t.method],) = ax.plot(
-          t.rates,
-          t.sets[names[0]].test_mean,
-          color=COLOURS[t.method],
-          linestyle="-" if tr else "--",
-          marker="o" if tr else "s",
-          markersize=3,
-        )
-      ax.set_xscale("log")
-      ax.set_ylim(0, 100)
-      ax.set_title(f"{task}, batch {b}", fontsize=9)
-      ax.set_xlabel("base learning rate")
-      ax.set_ylabel(f"test accuracy (%), set {names[0]}")
-  figure.legend(list(legend.values()), list(legend), loc="lower center", ncol=3)
-  figure.tight_layout(rect=(0, 0.1, 1, 1))
+      tr = t.method in methods_lib.TR_NAMES
+      (legend[t.method],) = ax.plot(
+        t.rates,
+        t.sets[names[0]].test_mean,
+        color=COLOURS[t.method],
+        linestyle="-" if tr else "--",
+        marker="o" if tr else "s",
+        markersize=3,
+      )
+    ax.set_xscale("log")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{NICE_TASK[task]}, batch {b}", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("base learning rate", fontsize=8)
+    ax.set_ylabel(f"test acc. (%), set {names[0]}", fontsize=8)
+  for ax in axes.flat[len(cells) :]:
+    figure.delaxes(ax)
+  figure.legend(
+    list(legend.values()), list(legend), loc="lower center", ncol=3, fontsize=8
+  )
+  figure.tight_layout(rect=(0, 0.9 / (rows + 1), 1, 1))
   figure.savefig(path, dpi=110)
   plt.close(figure)
 
@@ -496,7 +610,7 @@ def plot_batch_sizes(path: str, tunings, names) -> None:
       ax.errorbar(
         [t.batch_size for t in line],
         [np.mean(t.sets[names[0]].picked_test) for t in line],
-        yerr=[np.std(t.sets[names[0]].picked_test) for t in line],
+        yerr=[np.std(t.sets[names[0]].picked_test, ddof=1) for t in line],
         color=COLOURS.get(method),
         linestyle="-" if method in methods_lib.TR_NAMES else "--",
         marker="o",
@@ -515,35 +629,31 @@ def plot_batch_sizes(path: str, tunings, names) -> None:
 
 
 def plot_ablation(path: str, tunings, names) -> None:
-  """Each family's four variants (plain, decay, pull, both), as bars."""
+  """Each family's four variants (plain, decay, pull, both) as points with
+  their standard deviation: the axis is cut to the data, so no bars."""
   plt = pyplot()
   by_key = {(t.method, t.batch_size): t for t in tunings}
   sizes = sorted({t.batch_size for t in tunings})
   families = list(methods_lib.ABLATION)
-  figure, axes = panels(plt, 1, len(families), (5.5, 4.0))
+  figure, axes = panels(plt, 1, len(families), (3.4, 3.0))
   for ax, family in zip(axes[0], families):
     variants = methods_lib.ABLATION[family]
     for j, name in enumerate(variants):
-      tests = [
-        by_key[name, b].sets[names[0]].picked_test
-        if (name, b) in by_key
-        else (np.nan,)
-        for b in sizes
-      ]
-      ax.bar(
-        np.arange(len(sizes)) + (j - 1.5) * 0.2,
+      tests = [by_key[name, b].sets[names[0]].picked_test for b in sizes]
+      ax.errorbar(
+        np.arange(len(sizes)) + (j - 1.5) * 0.15,
         [np.mean(x) for x in tests],
-        0.2,
-        yerr=[np.std(x) for x in tests],
-        capsize=2,
+        yerr=[np.std(x, ddof=1) for x in tests],
+        fmt="o",
+        capsize=3,
         label=name,
       )
     ax.set_xticks(np.arange(len(sizes)), [f"batch {b}" for b in sizes])
-    lowest = min(np.mean(t.sets[names[0]].picked_test) for t in tunings)
-    ax.set_ylim(max(0.0, lowest - 10), 100)
-    ax.set_ylabel(f"final test accuracy (%), set {names[0]}")
-    ax.set_title(f"{family}: which ingredient of TR does the work?")
-    ax.legend(fontsize=8)
+    ax.set_xlim(-0.6, len(sizes) - 0.4)
+    ax.tick_params(labelsize=8)
+    ax.set_ylabel(f"final test acc. (%), set {names[0]}", fontsize=8)
+    ax.set_title(f"{family}: which ingredient?", fontsize=9)
+    ax.legend(fontsize=7)
   save(plt, figure, path)
 
 

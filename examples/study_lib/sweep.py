@@ -61,6 +61,7 @@ class Plan:
   steps_per_epoch: int
   period: int = 10
   weight_decay: float = methods_lib.WEIGHT_DECAY
+  split: int = 0  # the data split (see data_lib): each seed set has its own
 
   @property
   def slug(self) -> str:
@@ -73,7 +74,7 @@ class Plan:
     text = (
       f"{self.task.name}_{self.method.name}_b{self.batch_size}"
       f"_p{self.period}_wd{self.weight_decay:g}"
-      f"_e{self.epochs}x{self.steps_per_epoch}_{digest}"
+      f"_e{self.epochs}x{self.steps_per_epoch}_s{self.split}_{digest}"
     )
     return "".join(c if c.isalnum() else "_" for c in text)
 
@@ -178,8 +179,11 @@ def compiled_for(plan: Plan) -> Callable[..., Any]:
 def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
   """``epoch(sweep, train, held_out, val_chunks) -> (sweep, metrics)``.
 
-  Trains every configuration for one epoch, then evaluates each on
-  ``held_out`` (the validation chunks, then the test chunks).
+  Trains every configuration for one epoch (in training mode: a BatchNorm
+  normalises with each batch's statistics and updates its running
+  averages), then evaluates each on ``held_out`` (the validation chunks,
+  then the test chunks) in evaluation mode (running averages, nothing
+  updated).
   """
 
   def train_one(state, key, x, y):
@@ -196,6 +200,7 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
 
   def evaluate_one(state, split):
     model, _ = nnx.merge(graphdef, state)
+    model.eval()  # BatchNorm: the running averages, not the batch's
     return batching.summed_loss_and_correct(model, split)
 
   @functools.partial(jax.jit, static_argnames="val_chunks", donate_argnums=0)
