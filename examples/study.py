@@ -39,8 +39,10 @@ import tqdm
 from examples import machine
 from examples.study_lib import data as data_lib
 from examples.study_lib import design as design_lib
+from examples.study_lib import page as page_lib
 from examples.study_lib import pilot as pilot_lib
 from examples.study_lib import protocol
+from examples.study_lib import record as record_lib
 from examples.study_lib import report
 from examples.study_lib import workers as workers_lib
 
@@ -63,6 +65,18 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   parser.add_argument("--out", default="results/study")
   parser.add_argument(
+    "--page",
+    default=None,
+    help="also render the Results page (study_lib/results_template.md)"
+    " into this file",
+  )
+  parser.add_argument(
+    "--summary",
+    nargs="*",
+    default=(),
+    help="pages whose marked study summary is replaced by the page's",
+  )
+  parser.add_argument(
     "--seeds", type=int, default=None, help="seeds per set; default 8"
   )
   parser.add_argument(
@@ -82,6 +96,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     default=60.0,
     help="seconds between orbax saves of a running sweep",
   )
+  add_process_arguments(parser)
+  args = parser.parse_args(argv)
+  args.design = design_lib.QUICK if args.quick else design_lib.FULL
+  if args.seeds is not None:
+    args.design = dataclasses.replace(args.design, seeds=args.seeds)
+  return args
+
+
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
+  """How the study runs: its workers, and an interruption (tests)."""
   parser.add_argument(
     "--workers",
     type=int,
@@ -95,11 +119,6 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--worker-index", type=int, default=0, help=argparse.SUPPRESS
   )  # --claims and --worker-index: set by the parent for its workers
-  args = parser.parse_args(argv)
-  args.design = design_lib.QUICK if args.quick else design_lib.FULL
-  if args.seeds is not None:
-    args.design = dataclasses.replace(args.design, seeds=args.seeds)
-  return args
 
 
 def seed_sets(design: design_lib.Design, first: int) -> dict[str, list[int]]:
@@ -136,11 +155,33 @@ def run_study(
   return results
 
 
+def finished_sweeps(checkpoint_dir: str) -> int:
+  if not os.path.isdir(checkpoint_dir):
+    return 0
+  return sum(name.endswith(".json") for name in os.listdir(checkpoint_dir))
+
+
+def log_run(checkpoint_dir: str, wall: float, finished_before: int):
+  """Appends this run to ``runs.jsonl`` in the checkpoint directory.
+
+  Returns every logged run: ``(wall seconds, sweeps it trained)``. A study
+  that was stopped and resumed took the sum of its runs' wall times.
+  """
+  new = finished_sweeps(checkpoint_dir) - finished_before
+  path = os.path.join(checkpoint_dir, "runs.jsonl")
+  with open(path, "a") as f:
+    f.write(json.dumps({"wall_seconds": wall, "trained_sweeps": new}) + "\n")
+  with open(path) as f:
+    return [
+      (run["wall_seconds"], run["trained_sweeps"]) for run in map(json.loads, f)
+    ]
+
+
 def header(
   design: design_lib.Design,
   command: str,
   sets,
-  wall: float,
+  runs,
   runner: protocol.Runner,
 ) -> report.Header:
   tasks = {c.task.name: c.task for c in design.cells}
@@ -161,7 +202,8 @@ def header(
     },
     seed_sets=sets,
     machine="; ".join(f"{k} {v}" for k, v in machine.describe()),
-    wall_minutes=wall / 60,
+    wall_minutes=runs[-1][0] / 60,
+    study_wall_minutes=sum(w for w, trained in runs if trained) / 60,
     train_minutes=runner.train_seconds / 60,
     splits={
       name: {
@@ -182,12 +224,7 @@ def write(out: str, head: report.Header, results, record) -> str:
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "study.md"), "w") as f:
     f.write(text + "\n")
-  with open(os.path.join(out, "study.json"), "w") as f:
-    json.dump(
-      {"header": dataclasses.asdict(head), **dataclasses.asdict(results)},
-      f,
-      indent=None,
-    )
+  record_lib.save(os.path.join(out, "study.json"), head, results)
   names = list(head.seed_sets)
   report.plot_robustness(
     os.path.join(out, "robustness.png"), results.tunings, names
@@ -223,9 +260,22 @@ def claimed_cells(design: design_lib.Design, claim, progress):
       yield cell
 
 
+def write_page(path: str, summaries, records) -> None:
+  """Renders the Results page, and its summary into the ``summaries``."""
+  text = page_lib.render(page_lib.load_template(), records)
+  with open(path, "w") as f:
+    f.write(text)
+  for summary in summaries:
+    with open(summary) as f:
+      old = f.read()
+    with open(summary, "w") as f:
+      f.write(page_lib.with_summary(old, page_lib.summary(text)))
+
+
 def main(argv=None) -> design_lib.Results | None:
   args = parse_args(argv)
   start = time.perf_counter()
+  finished_before = finished_sweeps(args.checkpoint_dir)
   if args.workers > 1 and args.claims is None:
     start_workers(args, argv)  # then gather their results below
   claim = workers_lib.claimer(args.claims) if args.claims else None
@@ -265,10 +315,14 @@ def main(argv=None) -> design_lib.Results | None:
   if claim:  # a worker: the parent writes the report
     return results
   wall = time.perf_counter() - start
+  runs = log_run(args.checkpoint_dir, wall, finished_before)
   words = sys.argv[1:] if argv is None else argv
   command = " ".join(["python -m examples.study", *words])
-  head = header(args.design, command, sets, wall, runner)
-  text = write(args.out, head, results, pilot_lib.load(args.design.pilot_path))
+  head = header(args.design, command, sets, runs, runner)
+  pilot = pilot_lib.load(args.design.pilot_path)
+  text = write(args.out, head, results, pilot)
+  if args.page:
+    write_page(args.page, args.summary, page_lib.Records(head, results, pilot))
   print(text)
   print(f"wall time: {wall / 60:.1f} min; outputs in {args.out}/")
   return results

@@ -149,8 +149,7 @@ TASKS = {
   ),
   "digits-gn": Task(
     "digits-gn",
-    f"{DIGITS}, each followed by GroupNorm of 4-channel groups"
-    " (3.8k params)",
+    f"{DIGITS}, each followed by GroupNorm of 4-channel groups (3.8k params)",
     load_mnist_digits,
     functools.partial(models.Cnn2d, norm="group"),
   ),

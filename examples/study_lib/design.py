@@ -103,7 +103,7 @@ FULL_CELLS = (
   Cell(DIGITS, 8, 8, UNACCUMULATED),
   Cell(MNIST1D, 32, 64),
   Cell(DIGITS_GN, 8, 8, GN_METHODS),
-  Cell(DIGITS_GN, 2, 4, GN_METHODS),
+  Cell(DIGITS_GN, 2, 8, GN_METHODS),
 )
 FULL = Design(
   cells=FULL_CELLS,
@@ -180,7 +180,9 @@ def tune(design: Design, runner, cell: Cell, name: str, sets):
 
 def tune_cell(design: Design, runner, cell: Cell, sets) -> Tuned:
   """Every compared method of the cell, tuned on both seed sets."""
-  return {m.name: tune(design, runner, cell, m.name, sets) for m in cell.compared()}
+  return {
+    m.name: tune(design, runner, cell, m.name, sets) for m in cell.compared()
+  }
 
 
 def paper_cell(runner, cell: Cell, sets) -> Tuned:
@@ -272,6 +274,7 @@ def norm_verdicts(tunings) -> list[protocol.Verdict]:
   Paired by seed at each batch size where both nets were tuned: the seeds
   share the data split and the data order, not the initialisation.
   """
+
   def cell_of(task, batch_size) -> Tuned:
     return {
       t.method: t

@@ -29,7 +29,8 @@ class Header:
   epochs: dict[str, dict[int, int]]  # task -> batch size -> epochs
   seed_sets: dict[str, list[int]]
   machine: str
-  wall_minutes: float
+  wall_minutes: float  # this run's
+  study_wall_minutes: float  # of every run that trained part of the study
   train_minutes: float
   splits: dict[str, dict[str, Any]]  # set -> its split and fingerprints
 
@@ -116,17 +117,29 @@ def pair_name(v: protocol.Verdict) -> str:
 
 
 def verdict_word(v: protocol.Verdict) -> str:
-  """The replicated word, bold where it is a win or a loss, and the pooled
-  estimate with its 95% interval."""
+  """The replicated word (bold: a win or a loss) and the pooled estimate."""
   word = f"**{v.word}**" if v.word in ("win", "loss") else v.word
   return f"{word}, {interval(v.pooled)}"
 
 
 def verdict_grid(verdicts: Sequence[protocol.Verdict]) -> str:
-  """Comparison x batch size: the replicated word and the pooled estimate."""
-  pairs = list(dict.fromkeys(pair_name(v) for v in verdicts))
+  """Comparison x batch size: the replicated word and the pooled estimate.
+
+  Verdicts of several tasks get a row each, named with the task.
+  """
+  several = len({v.task for v in verdicts}) > 1
+
+  def row_name(v: protocol.Verdict) -> str:
+    crossed = v.task != v.baseline_task
+    return (
+      f"{NICE_TASK[v.task]}: {pair_name(v)}"
+      if several and not crossed
+      else pair_name(v)
+    )
+
+  pairs = list(dict.fromkeys(row_name(v) for v in verdicts))
   sizes = sorted({v.batch_size for v in verdicts})
-  by_key = {(pair_name(v), v.batch_size): v for v in verdicts}
+  by_key = {(row_name(v), v.batch_size): v for v in verdicts}
   rows = [
     [pair]
     + [
@@ -161,6 +174,11 @@ def verdict_table(verdicts: Sequence[protocol.Verdict], names) -> str:
   return table(head + ["verdict"], rows)
 
 
+def signed(value: float, low: float, high: float) -> str:
+  """``+0.12 [+0.03, +0.20]``: a signed value and its interval."""
+  return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def span(low: float, high: float) -> str:
   return f"[{low:.2f}, {high:.2f}]"
 
@@ -186,8 +204,8 @@ def range_table(ranges: Sequence[protocol.RangeComparison], names) -> str:
           n,
           range_cells(ours),
           range_cells(theirs),
-          f"{ours.width_gap:+.2f} {span(*ours.width_gap_interval)}",
-          f"{ours.shift:+.2f} {span(*ours.shift_interval)}",
+          signed(ours.width_gap, *ours.width_gap_interval),
+          signed(ours.shift, *ours.shift_interval),
         ]
       )
     rows.append(["", "", "both sets", "", "", r.width_word, r.shift_word])
@@ -201,6 +219,20 @@ def range_table(ranges: Sequence[protocol.RangeComparison], names) -> str:
     "shift in decades [95% CI]",
   ]
   return table(head, rows)
+
+
+def budget_row(p, previous, budget, last_word: str) -> list[str]:
+  """One doubling of a ladder (or an accumulation check) as a table row."""
+  move = budget.val_accuracy - previous.val_accuracy
+  return [
+    p.task,
+    str(p.batch_size),
+    f"{previous.epochs} → {budget.epochs}",
+    f"{previous.val_accuracy:.1f} → {budget.val_accuracy:.1f}",
+    f"{move:+.2f}",
+    f"{budget.method} @ {budget.learning_rate:.3g}",
+    last_word,
+  ]
 
 
 def pilot_table(record: pilot_lib.Record) -> str:
@@ -278,9 +310,10 @@ def header_lines(h: Header) -> list[str]:
     "",
     f"Command: `{h.command}`  ",
     f"Machine: {h.machine}  ",
-    f"Time: {h.wall_minutes:.1f} min wall time for this run;"
-    f" {h.train_minutes:.1f} min of training summed over every sweep"
-    " (sweeps run side by side in the workers, and before any resume)  ",
+    f"Time: {h.study_wall_minutes:.1f} min of wall time in the runs that"
+    f" trained it (this run: {h.wall_minutes:.1f} min); {h.train_minutes:.1f}"
+    " min of training summed over every sweep, two of which run at a time"
+    " on two workers  ",
     f"Seeds: {sets}, each set tuned on its own  ",
     f"Data: each seed set draws its own split (fingerprints): {splits}  ",
     "Training: every method at a batch size gets the same epochs, chosen by"
@@ -308,8 +341,11 @@ def header_lines(h: Header) -> list[str]:
 
 
 def kept_verdicts(verdicts, record: pilot_lib.Record | None):
-  """The verdicts the tables show: none against accumulation that the
-  pilot did not see converge (all of them in a quick run, with no pilot)."""
+  """The verdicts the tables show.
+
+  None against accumulation where the pilot did not see it converge (and
+  none at all in a quick run, which has no pilot).
+  """
   return [
     v
     for v in verdicts
@@ -349,8 +385,11 @@ def tuned_lines(results, names, record) -> list[str]:
         "",
       ]
     else:
-      lines += ["<details><summary>The test accuracy at the best validation"
-                " epoch</summary>", ""]
+      lines += [
+        "<details><summary>The test accuracy at the best validation"
+        " epoch</summary>",
+        "",
+      ]
     lines += [
       sets_table(tunings, names),
       "",
@@ -562,7 +601,10 @@ def plot_robustness(path: str, tunings, names) -> None:
   without scaling, and no empty panel.
   """
   plt = pyplot()
-  cells = list(dict.fromkeys((t.task, t.batch_size) for t in tunings))
+  cells = sorted(
+    {(t.task, t.batch_size) for t in tunings},
+    key=lambda cell: (list(NICE_TASK).index(cell[0]), cell[1]),
+  )
   columns = min(2, len(cells))
   rows = -(-len(cells) // columns)
   figure, axes = panels(plt, rows, columns, (3.3, 2.6))
@@ -591,7 +633,8 @@ def plot_robustness(path: str, tunings, names) -> None:
   figure.legend(
     list(legend.values()), list(legend), loc="lower center", ncol=3, fontsize=8
   )
-  figure.tight_layout(rect=(0, 0.9 / (rows + 1), 1, 1))
+  height = figure.get_size_inches()[1]
+  figure.tight_layout(rect=(0, 0.6 / height, 1, 1))  # 0.6 in for the legend
   figure.savefig(path, dpi=110)
   plt.close(figure)
 
@@ -600,8 +643,12 @@ def plot_batch_sizes(path: str, tunings, names) -> None:
   """Tuned final test accuracy against the batch size, a panel per task."""
   plt = pyplot()
   tasks = list(dict.fromkeys(t.task for t in tunings))
-  figure, axes = panels(plt, 1, len(tasks), (5.5, 4.2))
-  for ax, task in zip(axes[0], tasks):
+  columns = min(2, len(tasks))
+  rows = -(-len(tasks) // columns)
+  figure, axes = panels(plt, rows, columns, (3.4, 2.8))
+  for ax in axes.flat[len(tasks) :]:
+    figure.delaxes(ax)
+  for ax, task in zip(axes.flat, tasks):
     mine = [t for t in tunings if t.task == task]
     for method in dict.fromkeys(t.method for t in mine):
       line = sorted(
@@ -621,16 +668,20 @@ def plot_batch_sizes(path: str, tunings, names) -> None:
     sizes = sorted({t.batch_size for t in mine})
     ax.set_xticks(sizes, [str(b) for b in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("batch size")
-    ax.set_ylabel(f"final test accuracy at the tuned rate (%), set {names[0]}")
-    ax.set_title(task)
-    ax.legend(fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("batch size", fontsize=8)
+    ax.set_ylabel(f"tuned test acc. (%), set {names[0]}", fontsize=8)
+    ax.set_title(NICE_TASK[task], fontsize=9)
+    ax.legend(fontsize=6)
   save(plt, figure, path)
 
 
 def plot_ablation(path: str, tunings, names) -> None:
-  """Each family's four variants (plain, decay, pull, both) as points with
-  their standard deviation: the axis is cut to the data, so no bars."""
+  """Each family's four variants (plain, decay, pull, both), as points.
+
+  Means with their standard deviation: the axis is cut to the data, which
+  bars starting from zero would hide.
+  """
   plt = pyplot()
   by_key = {(t.method, t.batch_size): t for t in tunings}
   sizes = sorted({t.batch_size for t in tunings})
@@ -660,20 +711,25 @@ def plot_ablation(path: str, tunings, names) -> None:
 def plot_sensitivity(path: str, maps) -> None:
   """Heatmaps of test accuracy over period x lambda_w / eta_0."""
   plt = pyplot()
-  figure, axes = panels(plt, 1, max(1, len(maps)), (5.0, 4.2))
+  figure, axes = panels(plt, 1, max(1, len(maps)), (3.6, 3.0))
   for ax, m in zip(axes[0], maps):
     grid = np.asarray(m.mean)
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(m.ratios)), [f"{r:g}" for r in m.ratios])
     ax.set_yticks(range(len(m.periods)), [str(p) for p in m.periods])
-    ax.set_xlabel("lambda_w / eta_0")
-    ax.set_ylabel("period")
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel("λw / η0", fontsize=8)
+    ax.set_ylabel("period", fontsize=8)
     for (i, j), value in np.ndenumerate(grid):
       colour = "white" if value < grid.mean() else "black"
-      ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=colour)
+      ax.text(
+        j, i, f"{value:.1f}", ha="center", va="center", color=colour, fontsize=8
+      )
     ax.set_title(
       f"{m.method}, batch {m.batch_size}, lr {m.learning_rate:.3g}",
-      fontsize=10,
+      fontsize=9,
     )
-    figure.colorbar(image, ax=ax, label="test accuracy (%)")
+    bar = figure.colorbar(image, ax=ax)
+    bar.set_label("test accuracy (%)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
   save(plt, figure, path)

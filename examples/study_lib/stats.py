@@ -56,9 +56,7 @@ def paired_difference(a, b) -> Comparison:
   return Comparison(mean, low, high, verdict, n, mean - half90, mean + half90)
 
 
-def replicated_word(
-  comparisons, margin: float = EQUIVALENCE_POINTS
-) -> str:
+def replicated_word(comparisons, margin: float = EQUIVALENCE_POINTS) -> str:
   """The verdict of several seed sets' comparisons of the same pair.
 
   "win" or "loss" if every set gives it; "equivalent" if every set's 90%
