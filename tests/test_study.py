@@ -566,4 +566,4 @@ def test_an_unknown_or_ambiguous_field_is_an_error():
   with pytest.raises(ValueError, match="unknown field kind 'nonsense'"):
     page_lib.render("{{nonsense 1 2}}", records)
   with pytest.raises(ValueError, match="0 records match"):
-    page_lib.render("{{acc digits 64 SGD}}", records)
+    page_lib.render("{{rate digits 64 SGD}}", records)

@@ -12,24 +12,22 @@ compares, so the prose cannot drift from the data.
 Fields (a task is ``mnist1d``, ``digits``, ``digits-bn`` or ``digits-gn``):
 
 * ``verdict TASK BATCH METHOD BASELINE [BASELINE_TASK]``: the replicated
-  word and the pooled difference with its 95% interval;
-  ``pooled ...`` the difference alone, ``word ...`` the word alone.
-* ``acc TASK BATCH METHOD``: set A's mean ± std final test accuracy at its
-  picked rate; ``rate TASK BATCH METHOD``: the rates picked by set A / B.
+  word and the pooled difference with its 95% interval; ``pooled ...`` the
+  difference alone.
+* ``rate TASK BATCH METHOD``: the rates picked by set A / B.
 * ``paper TASK METHOD``: at the paper's settings, set A (set B);
   ``diverged TASK METHOD``: how many seeds ended below 20% there;
   ``paperverdict TASK METHOD``: its verdict against its plain optimizer.
-* ``width TASK BATCH METHOD SET``, ``shift ...``, ``gap ...``: a TR
-  method's working-range width, its shift and width gap against its plain
-  optimizer, with intervals; ``edges TASK BATCH METHOD SET``: the range's
-  smallest and largest rate; ``rangeword TASK BATCH METHOD`` the replicated
-  words on width and shift; ``rangecount width|shift WORD`` how many pairs
-  have that word, "of" how many.
+* ``shift TASK BATCH METHOD SET``, ``gap ...``: a TR method's working-range
+  shift and width gap against its plain optimizer, with intervals;
+  ``rangecount width|shift WORD``: how many pairs have that word, "of" how
+  many.
 * ``count PART WORD``: how many verdicts of a part (``tuned``, ``norm``,
   ``paper``, ``ablation``) have that word, "of" how many.
 * ``table PART [TASK]``: a table of the report (``tuned`` per task,
-  ``ranges``, ``norm``, ``pilot``, ``accuracy`` per task).
-* ``epochs TASK BATCH``, ``wall``, ``pilotmove TASK BATCH``.
+  ``accuracy`` per task, ``ranges``, ``norm``, ``paper``, ``ablation``,
+  ``pilot``).
+* ``epochs TASK BATCH``, ``wall``: the study's wall time in minutes.
 * ``movement``: how much picks move between the seed sets; ``fragile``:
   how many picks a runner-up rate came within 0.3 points of; ``bestval``:
   the largest gap between a set's final test accuracy and its accuracy at
@@ -115,18 +113,13 @@ def field(records: Records, text: str) -> str:
   kind, *args = text.split()
   args = names_of(args)
   r = records
-  if kind in ("verdict", "pooled", "word"):
+  if kind in ("verdict", "pooled"):
     v = r.verdict(*args)
     pooled = report.interval(v.pooled)
-    return {"verdict": f"{v.word}, {pooled}", "pooled": pooled, "word": v.word}[
-      kind
-    ]
+    return f"{v.word}, {pooled}" if kind == "verdict" else pooled
   if kind == "paperverdict":
     v = r.paper_verdict(*args)
     return f"{v.word}, {report.interval(v.pooled)}"
-  if kind == "acc":
-    t = r.tuning(*args)
-    return report.mean_std(t.sets[r.names[0]].picked_test)
   if kind == "rate":
     t = r.tuning(*args)
     return " / ".join(f"{t.picked_rate(n):.3g}" for n in r.names)
@@ -138,15 +131,16 @@ def field(records: Records, text: str) -> str:
       return f"{sum(x < DIVERGED for x in tests)} of {len(tests)}"
     a, b = (np.mean(t.sets[n].picked_test) for n in r.names)
     return f"{a:.1f}% ({b:.1f}%)"
-  if kind in RANGE_KINDS:
-    return range_field(r, kind, args)
+  if kind in ("gap", "shift"):
+    task, batch, method, name = args
+    ours = r.range_of(task, batch, method).sets[name][0]
+    if kind == "gap":
+      return report.signed(ours.width_gap, *ours.width_gap_interval)
+    return report.signed(ours.shift, *ours.shift_interval)
   if kind == "rangecount":
     which, word = args
     words = [getattr(rc, f"{which}_word") for rc in r.results.ranges]
     return f"{words.count(word)} of {len(words)}"
-  if kind == "rangeword":
-    rc = r.range_of(*args)
-    return f"width {rc.width_word}, shift {rc.shift_word}"
   if kind == "count":
     part, word = args
     verdicts = r.verdicts(part)
@@ -156,14 +150,6 @@ def field(records: Records, text: str) -> str:
     return str(r.header.epochs[task][int(batch)])
   if kind == "wall":
     return f"{r.header.study_wall_minutes:.0f}"
-  if kind == "pilotmove":
-    task, batch = args
-    ladder = one(
-      p for p in r.pilot.ladders if (p.task, p.batch_size) == (task, int(batch))
-    )
-    chosen = [b for b in ladder.budgets if b.epochs == ladder.chosen_epochs]
-    after = [b for b in ladder.budgets if b.epochs == 2 * ladder.chosen_epochs]
-    return f"{after[0].val_accuracy - chosen[0].val_accuracy:+.2f}"
   if kind == "table":
     return table(r, *args)
   return summary_field(r, kind, args)
@@ -188,24 +174,6 @@ def summary_field(r: Records, kind: str, args: list[str]) -> str:
     i, j = m.periods.index(int(period)), m.ratios.index(float(ratio))
     return f"{m.mean[i][j]:.1f}"
   raise KeyError(f"unknown field kind {kind!r}")
-
-
-RANGE_KINDS = ("width", "basewidth", "shift", "gap", "edges", "baseedges")
-
-
-def range_field(r: Records, kind: str, args: list[str]) -> str:
-  """A working-range field: ``KIND TASK BATCH METHOD SET``."""
-  task, batch, method, name = args
-  ours, theirs = r.range_of(task, batch, method).sets[name]
-  if kind in ("width", "basewidth"):
-    x = ours if kind == "width" else theirs
-    return f"{x.width:.2f} {report.span(*x.width_interval)}"
-  if kind in ("edges", "baseedges"):
-    x = ours if kind == "edges" else theirs
-    return f"{x.low_rate:.3g}–{x.high_rate:.3g}"
-  if kind == "gap":
-    return report.signed(ours.width_gap, *ours.width_gap_interval)
-  return report.signed(ours.shift, *ours.shift_interval)
 
 
 def table(r: Records, part: str, task: str | None = None) -> str:

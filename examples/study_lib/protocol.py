@@ -63,13 +63,16 @@ class Runner:
   train_seconds: float = 0.0  # of every sweep, also those run before a resume
 
   def plan(self, method, task, configs, batch_size, epochs, **options):
+    """A sweep of ``configs``, on the data split of their seed set."""
+    split = split_of(sorted({c.seed for c in configs}))
     return sweep_lib.Plan(
       method,
       task,
       tuple(configs),
       batch_size,
       epochs,
-      len(task.load(options.get("split", 0)).train_x) // batch_size,
+      len(task.load(split).train_x) // batch_size,
+      split=split,
       **options,
     )
 
@@ -234,7 +237,6 @@ def train_rates(
       batch_size,
       epochs,
       weight_decay=weight_decay,
-      split=split_of(seeds),
     )
     results |= run_results(runner.run(plan), configs)
   return results
@@ -453,7 +455,6 @@ def sensitivity(
       batch_size,
       epochs,
       period=period,
-      split=split_of(seeds),
     )
     test = 100 * np.nan_to_num(runner.run(plan)["test_accuracy"][-1])
     test = test.reshape(len(seeds), len(ratios))

@@ -486,6 +486,11 @@ def range_lines(results, names, record) -> list[str]:
   return lines
 
 
+def verdict_lines(verdicts, names) -> list[str]:
+  """The verdicts as a grid of words, then in full with their intervals."""
+  return [verdict_grid(verdicts), "", verdict_table(verdicts, names), ""]
+
+
 def norm_lines(results, names, record) -> list[str]:
   del record
   if not results.norm_verdicts:
@@ -497,10 +502,7 @@ def norm_lines(results, names, record) -> list[str]:
     " paired by seed (the same split and data order, not the same"
     " initialisation):",
     "",
-    verdict_grid(results.norm_verdicts),
-    "",
-    verdict_table(results.norm_verdicts, names),
-    "",
+    *verdict_lines(results.norm_verdicts, names),
   ]
 
 
@@ -518,10 +520,7 @@ def ablation_lines(results, names, record) -> list[str]:
     "",
     accuracy_table(results.ablation, names),
     "",
-    verdict_grid(results.ablation_verdicts),
-    "",
-    verdict_table(results.ablation_verdicts, names),
-    "",
+    *verdict_lines(results.ablation_verdicts, names),
   ]
 
 
