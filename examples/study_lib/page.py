@@ -22,8 +22,9 @@ Fields (a task is ``mnist1d``, ``digits``, ``digits-bn`` or ``digits-gn``):
   shift and width gap against its plain optimizer, with intervals;
   ``rangecount width|shift WORD``: how many pairs have that word, "of" how
   many.
-* ``count PART WORD``: how many verdicts of a part (``tuned``, ``norm``,
-  ``paper``, ``ablation``) have that word, "of" how many.
+* ``count PART WORD [TASK]``: how many verdicts of a part (``tuned``,
+  ``norm``, ``paper``, ``ablation``), or of its TASK, have that word, "of"
+  how many.
 * ``table PART [TASK]``: a table of the report (``tuned`` per task,
   ``accuracy`` per task, ``ranges``, ``norm``, ``paper``, ``ablation``,
   ``pilot``).
@@ -142,8 +143,8 @@ def field(records: Records, text: str) -> str:
     words = [getattr(rc, f"{which}_word") for rc in r.results.ranges]
     return f"{words.count(word)} of {len(words)}"
   if kind == "count":
-    part, word = args
-    verdicts = r.verdicts(part)
+    part, word, *task = args
+    verdicts = [v for v in r.verdicts(part) if v.task in task or not task]
     return f"{sum(v.word == word for v in verdicts)} of {len(verdicts)}"
   if kind == "epochs":
     task, batch = args
