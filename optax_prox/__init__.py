@@ -15,7 +15,7 @@ from optax_prox._trajectory import tradam
 from optax_prox._trajectory import trajectory_regularized
 from optax_prox._trajectory import trsgd
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = (
   "ProximalRegularizeState",

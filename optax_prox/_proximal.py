@@ -1,45 +1,30 @@
 r"""The proximal pull toward an anchor, refreshed every ``period`` steps."""
 
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from optax_prox import _paths
 from optax_prox import _schedules
 from optax_prox import _validation
-
-NO_PARAMS_MESSAGE = (
-  "this optax_prox transformation needs the current parameters: call"
-  " `tx.update(grads, state, params)` (with flax.nnx, use"
-  " `nnx.Optimizer(model, tx, wrt=nnx.Param)`, which passes them)."
-)
-UPDATE_FIX = (
-  "Pass {name} with the tree and shapes given to `init` (with flax.nnx,"
-  " the same `wrt` filter), or call `init` again."
-)
 
 # The position before an update that takes a new anchor: at init, after
 # `restart_inner_loop`, and after the last update of each inner loop.
 REFRESH_DUE = -1
 
-# How the anchor is refreshed; both give the same results (tested).
-# "cond" writes it once per inner loop inside a lax.cond; "select" writes it
-# on every step with a branch-free jnp.where, as optax's lookahead syncs its
-# slow weights, and needs no predicate on the host (XLA:GPU copies a cond's
-# predicate there). The library uses "cond"; the benchmark compares both.
-Refresh = Literal["cond", "select"]
-
 
 class ProximalRegularizeState(NamedTuple):
-  """State of :func:`proximal_regularize`.
+  r"""State of :func:`proximal_regularize`.
 
   Attributes:
     anchor: the point the updates are pulled toward: the params at the start
       of the current inner loop (or what :func:`optax_prox.set_anchor` put
-      there). Same tree as the params, each leaf of the param's shape and of
-      ``anchor_dtype`` (default: the param's dtype).
+      there; at init, a copy of the params given to ``init``). Same tree as
+      the params, each leaf of the param's shape and of ``anchor_dtype``
+      (default: the param's dtype). It never shares a buffer with the
+      params, so both may be donated to a jitted step.
     step: an ``int32`` scalar, the number of updates applied so far,
       :math:`k`, saturating at ``2**31 - 1``: the step at which schedules
       are evaluated.
@@ -50,18 +35,16 @@ class ProximalRegularizeState(NamedTuple):
       refresh and the :math:`1/(i+1)` step size of
       :func:`optax_prox.trajectory_regularized` both read it, so they cannot
       drift apart.
+    importance: with ``weighted=True``, the weight :math:`F_j \ge 0` of
+      each coordinate's pull, a tree like the anchor (ones at init, or what
+      :func:`optax_prox.set_anchor` put there); otherwise None, which holds
+      no memory and costs no time.
   """
 
   anchor: optax.Params
   step: jax.Array
   position: jax.Array
-
-
-def require_params(params: optax.Params | None) -> optax.Params:
-  """``params``, or the error that says how to pass them."""
-  if params is None:
-    raise ValueError(NO_PARAMS_MESSAGE)
-  return params
+  importance: Any = None  # a tree like the anchor, or None
 
 
 def step_and_position(state: ProximalRegularizeState) -> tuple[Any, Any]:
@@ -74,6 +57,7 @@ def proximal_regularize(
   period: int | None,
   *,
   anchor_dtype: jax.typing.DTypeLike | None = None,
+  weighted: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Adds the gradient of a proximal term around an anchor.
 
@@ -103,15 +87,36 @@ def proximal_regularize(
   :func:`optax_prox.restart_inner_loop` makes the next update take a new
   anchor in either case.
 
+  With ``weighted=True`` each coordinate's pull has its own weight
+  :math:`F_j \ge 0`, set beside the anchor by
+  ``optax_prox.set_anchor(state, anchor, importance=F)`` (ones until then):
+
+  .. math::
+
+    g \leftarrow g + \mu_k \, F \odot (w_k - a),
+
+  the gradient of :math:`\tfrac{\mu_k}{2}\sum_j F_j (w_j - a_j)^2`: with
+  :math:`F` a diagonal Fisher information at the anchor, EWC (Kirkpatrick
+  et al.); with MAS's importances, MAS. Importances are heavy-tailed, and
+  under plain SGD at rate :math:`\eta` the pull alone diverges once
+  :math:`\eta\,\mu_k \max_j F_j > 2`: keep the strength below
+  :math:`2 / (\eta \max_j F_j)`, or chain the pull before an adaptive
+  optimizer such as Adam, whose steps stay near its rate.
+
   Args:
     strength: the proximal strength :math:`\mu_k \ge 0`, a float or a
-      schedule of :math:`k`. 0 leaves the updates unchanged.
+      schedule of :math:`k` (checked at :math:`k = 0`). 0 leaves the
+      updates unchanged. A traced strength (one that
+      ``optax.inject_hyperparams`` injects) cannot be checked: a negative
+      one pushes the params away from the anchor.
     period: the inner-loop length :math:`S`, a static Python int in
       :math:`[1, 2^{31} - 1]` (1 refreshes the anchor every step, which
       leaves the updates unchanged), or None, spelled out, for an anchor
       that is never refreshed.
     anchor_dtype: dtype to store the anchor in (e.g. ``jnp.bfloat16`` halves
       its memory); default: each param's own dtype.
+    weighted: whether the state keeps an importance per coordinate (stored
+      like the anchor); False keeps none, at no cost.
 
   Returns:
     An :class:`optax.GradientTransformationExtraArgs` whose ``update``
@@ -147,49 +152,35 @@ def proximal_regularize(
     Li, Grandvalet and Davoine, `Explicit Inductive Bias for Transfer
     Learning with Convolutional Networks
     <https://arxiv.org/abs/1802.01483>`_, ICML 2018 (L2-SP).
+
+    Kirkpatrick et al., `Overcoming Catastrophic Forgetting in Neural
+    Networks <https://arxiv.org/abs/1612.00796>`_, PNAS 2017 (EWC).
   """
   if period is not None:
     period = _validation.check_period(period)
   _validation.check_nonnegative("strength", strength)
-  return build(
-    strength, period, _validation.check_anchor_dtype(anchor_dtype), "cond"
+  return pull_toward_anchor(
+    strength, period, _validation.check_anchor_dtype(anchor_dtype), weighted
   )
 
 
-def build(
+def pull_toward_anchor(
   strength: optax.ScalarOrSchedule,
   period: int | None,
-  anchor_dtype: np.dtype[Any] | None,
-  refresh: Refresh,
+  anchor_dtype: Any,
+  weighted: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
-  """:func:`proximal_regularize` from checked arguments.
-
-  Args:
-    strength: the proximal strength, checked.
-    period: the inner-loop length, checked, or None.
-    anchor_dtype: a floating dtype, or None for each param's own.
-    refresh: how the anchor is refreshed (see ``Refresh``).
-
-  Returns:
-    The transformation.
-  """
-  refresh_anchor = _REFRESHES[refresh]
+  """:func:`proximal_regularize` from checked arguments."""
 
   def init_fn(params: optax.Params) -> ProximalRegularizeState:
-
-    def zeros_placed_like(p: jax.Array) -> jax.Array:
-      zeros = jnp.zeros_like(p, dtype=anchor_dtype or p.dtype)
-      if isinstance(p, jax.core.Tracer):
-        # Under jit with automatic sharding a constant has no sharding of
-        # its own and comes out replicated; selecting it against the param
-        # makes XLA shard it like the param.
-        zeros = jnp.where(True, zeros, p.astype(zeros.dtype))
-      return zeros
-
+    anchor = jax.tree.map(
+      lambda p: jnp.array(p, anchor_dtype or p.dtype, copy=True), params
+    )
     return ProximalRegularizeState(
-      anchor=jax.tree.map(zeros_placed_like, params),
+      anchor=anchor,
       step=jnp.zeros([], jnp.int32),
       position=jnp.full([], REFRESH_DUE, jnp.int32),
+      importance=jax.tree.map(jnp.ones_like, anchor) if weighted else None,
     )
 
   def update_fn(
@@ -200,72 +191,49 @@ def build(
   ) -> tuple[optax.Updates, optax.OptState]:
     del extra_args  # accepted, like every optax transformation, and unused
     state = cast(ProximalRegularizeState, state)
-    params = require_params(params)
-    _validation.check_unstacked(state.position, "tx.update")
-    for name, tree in (("params", params), ("updates", updates)):
-      _validation.check_like_anchor(
-        name,
-        tree,
-        state.anchor,
-        fix=UPDATE_FIX.format(name=name),
-        same_containers=True,
-      )
-    step, position = step_and_position(state)
-    mu = _schedules.value_at(strength, step)
+    params = _validation.require_params(params)
+    _validation.check_unstacked(
+      "state", state.position, "jax.vmap(tx.update)(updates, state, params)"
+    )
+    given = _validation.like_anchor("params", params, state.anchor)
+    grads = _validation.like_anchor("updates", updates, state.anchor)
+    anchor, anchor_tree = jax.tree.flatten(state.anchor)
     refresh = state.position == REFRESH_DUE
-    anchor = refresh_anchor(refresh, params, state.anchor)
+    # Writes the anchor once per inner loop. The pull reads the cond's
+    # result, not the old anchor: a read of the old anchor beside a cond
+    # that may overwrite it made XLA copy the anchor and the params on
+    # every step; this way a donated anchor is updated in place.
+    anchor = jax.lax.cond(
+      refresh,
+      lambda w, a: [x.astype(y.dtype) for x, y in zip(w, a)],
+      lambda w, a: a,
+      list(given.values()),
+      anchor,
+    )
+    mu = _schedules.value_at(strength, state.step)
+    # Unweighted, each leaf's weight is None: no importance, no product.
+    weights = jax.tree.leaves(state.importance) or [None] * len(anchor)
 
-    def pull(g: jax.Array, p: jax.Array, a: jax.Array) -> jax.Array:
+    def pull(g: jax.Array, w: jax.Array, a: jax.Array, f: Any) -> jax.Array:
       # On a refresh step the difference is exactly 0, even when the anchor
-      # is stored in a narrower dtype than p.
-      diff = p - jnp.where(refresh, p, a.astype(p.dtype))
-      return g + (jnp.asarray(mu, p.dtype) * diff).astype(g.dtype)
+      # is stored in a narrower dtype than w.
+      diff = w - jnp.where(refresh, w, a.astype(w.dtype))
+      if f is not None:
+        diff = f.astype(w.dtype) * diff
+      return g + (jnp.asarray(mu, w.dtype) * diff).astype(g.dtype)
 
-    updates = jax.tree.map(pull, updates, params, anchor)
-    next_position = position + 1
+    pulled = dict(
+      zip(given, map(pull, grads.values(), given.values(), anchor, weights))
+    )
+    updates = _paths.map_with_path(lambda p, u: pulled.get(p, u), updates)
+    position = optax.safe_increment(jnp.maximum(state.position, 0))
     if period is not None:
-      next_position = jnp.where(
-        next_position == period, REFRESH_DUE, next_position
-      )
-    else:  # never refreshed: count on, saturating
-      next_position = jnp.where(
-        position == np.iinfo(np.int32).max, position, next_position
-      )
-    next_step = jnp.asarray(optax.safe_increment(step))
-    return updates, ProximalRegularizeState(anchor, next_step, next_position)
+      position = jnp.where(position == period, REFRESH_DUE, position)
+    return updates, ProximalRegularizeState(
+      jax.tree.unflatten(anchor_tree, anchor),
+      jnp.asarray(optax.safe_increment(state.step)),
+      jnp.asarray(position),
+      state.importance,
+    )
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def _cast_like(params: optax.Params, anchor: optax.Params) -> optax.Params:
-  cast_params: optax.Params = jax.tree.map(
-    lambda p, a: p.astype(a.dtype), params, anchor
-  )
-  return cast_params
-
-
-def _refresh_by_cond(
-  refresh: jax.Array, params: optax.Params, anchor: optax.Params
-) -> optax.Params:
-  # Writes the anchor once per inner loop. The pull reads this result, not
-  # the old anchor: a read of the old anchor beside a cond that may
-  # overwrite it made XLA copy the anchor and the params on every step; this
-  # way a donated anchor is updated in place.
-  new_anchor: optax.Params = jax.lax.cond(
-    refresh, _cast_like, lambda p, a: a, params, anchor
-  )
-  return new_anchor
-
-
-def _refresh_by_select(
-  refresh: jax.Array, params: optax.Params, anchor: optax.Params
-) -> optax.Params:
-  # Branch-free: reads the params and writes the anchor on every step, but
-  # needs no predicate on the host (XLA:GPU copies a cond's predicate there).
-  new_anchor: optax.Params = jax.tree.map(
-    lambda p, a: jnp.where(refresh, p, a), _cast_like(params, anchor), anchor
-  )
-  return new_anchor
-
-
-_REFRESHES = {"cond": _refresh_by_cond, "select": _refresh_by_select}

@@ -17,7 +17,7 @@ from optax_prox import _validation
 _FLOAT16_TINY = float(np.finfo(np.float16).tiny)
 
 
-def _at_least_float32(dtype: Any) -> Any:
+def at_least_float32(dtype: Any) -> Any:
   """Where to compute Adam's scalars: beta2 = 0.999 is 1 in bfloat16."""
   return dtype if jnp.dtype(dtype).itemsize >= 4 else jnp.float32
 
@@ -63,21 +63,17 @@ def scale_by_reference_adam(
   """
 
   def init_fn(params: optax.Params) -> optax.ScaleByAdamState:
-    concrete_eps = _validation.concrete_float("eps", eps)
-    has_float16 = any(
-      jnp.result_type(p) == jnp.float16 for p in jax.tree.leaves(params)
-    )
+    eps_value = _validation.concrete_float("eps", eps)
     if (
-      has_float16
-      and concrete_eps is not None
-      and (concrete_eps < _FLOAT16_TINY)
+      eps_value is not None
+      and eps_value < _FLOAT16_TINY
+      and any(
+        jnp.result_type(p) == jnp.float16 for p in jax.tree.leaves(params)
+      )
     ):
       raise ValueError(
-        f"eps={concrete_eps:g} is below float16's smallest normal number"
-        f" ({_FLOAT16_TINY:.3g}), and the params include float16 leaves:"
-        " sqrt(v) + eps can round to 0 there and the update become inf or"
-        " NaN. Pass eps=1e-4 (or any eps >= 6.1e-05), or keep the params"
-        " in bfloat16 or float32."
+        f"eps={eps} rounds sqrt(v) + eps to 0 in the float16 params: pass"
+        " eps=1e-4, or keep the params in bfloat16 or float32."
       )
     return optax.ScaleByAdamState(
       count=jnp.zeros([], jnp.int32),
@@ -95,7 +91,7 @@ def scale_by_reference_adam(
 
     def moment(decay: Any, previous: jax.Array, g: jax.Array) -> jax.Array:
       # 1 - decay before rounding: 1 - 0.999 is 0 in bfloat16.
-      decay = jnp.asarray(decay, _at_least_float32(previous.dtype))
+      decay = jnp.asarray(decay, at_least_float32(previous.dtype))
       dtype = previous.dtype
       new: jax.Array = decay.astype(dtype) * previous + (1 - decay).astype(
         dtype
@@ -107,7 +103,7 @@ def scale_by_reference_adam(
     count = jnp.asarray(optax.safe_increment(state.count))
 
     def direction(m: jax.Array, v: jax.Array) -> jax.Array:
-      dtype = _at_least_float32(m.dtype)
+      dtype = at_least_float32(m.dtype)
       t = count.astype(dtype)
       beta1, beta2 = (jnp.asarray(b, dtype) for b in (b1, b2))
       correction = jnp.sqrt(1 - beta2**t) / (1 - beta1**t)

@@ -2,14 +2,18 @@ r"""Helpers that read or change the anchor inside any optimizer state.
 
 Each takes a whole optimizer state, wherever :func:`proximal_regularize`'s
 :class:`ProximalRegularizeState` sits in it: a chain, ``optax.masked``,
-``optax.MultiSteps``, ``optax.inject_hyperparams``, or the ``opt_state`` of a
-flax ``nnx.Optimizer``. They are pure functions and can be jitted: each
-returns a new state, which the caller assigns (``state = restart_inner_loop(
-state)``; with flax.nnx, ``optimizer.opt_state = ...``).
+``optax.multi_transform``, ``optax.MultiSteps``, ``optax.inject_hyperparams``,
+or the ``opt_state`` of a flax ``nnx.Optimizer``. With several (one per
+group of ``optax.multi_transform``), each helper acts on all of them. They
+are pure functions and can be jitted: ``restart_inner_loop`` and
+``set_anchor`` return a new state, which the caller assigns (``state =
+restart_inner_loop(state)``; with flax.nnx, ``optimizer.opt_state = ...``);
+``anchor_distance`` returns a scalar.
 
-They also take a stack of states, one per client, with leading axes on every
-leaf (``jax.vmap(tx.init)(client_params)`` makes one): each client is then
-restarted, set or measured on its own, as inside ``jax.vmap``.
+A stack of states, one per client (``jax.vmap(tx.init)(client_params)``
+makes one), is refused: map the helper over it with ``jax.vmap``, as the
+message shows, e.g. ``jax.vmap(optax_prox.set_anchor, in_axes=(0,
+None))(states, server_params)`` to give every client one anchor.
 """
 
 from collections.abc import Callable
@@ -19,7 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from optax_prox import _paths
 from optax_prox import _proximal
+from optax_prox import _reference_rules
 from optax_prox import _validation
 
 _State = _proximal.ProximalRegularizeState
@@ -29,14 +35,19 @@ def _is_proximal_state(node: Any) -> bool:
   return isinstance(node, _proximal.ProximalRegularizeState)
 
 
-def _proximal_states(opt_state: optax.OptState, caller: str) -> list[_State]:
+def _counter(counter: Any) -> jax.Array:
+  """A counter of the state, also inside an ``nnx.Variable``."""
+  (leaf,) = jax.tree.leaves(counter)
+  return jnp.asarray(leaf)
+
+
+def _proximal_states(opt_state: optax.OptState, vmapped: str) -> list[_State]:
   """Every :class:`ProximalRegularizeState` in ``opt_state``; at least one."""
-  _validation.check_not_nnx_object(
-    "opt_state",
-    opt_state,
-    "the optimizer's state, `optimizer.opt_state`, and assign the result"
-    " back to it",
-  )
+  if hasattr(opt_state, "opt_state"):  # an nnx.Optimizer, a TrainState
+    raise TypeError(
+      "opt_state: pass the optimizer's state, `optimizer.opt_state`, and"
+      f" assign the result back to it, not the {type(opt_state).__name__}."
+    )
   found = [
     node
     for node in jax.tree.leaves(opt_state, is_leaf=_is_proximal_state)
@@ -44,18 +55,20 @@ def _proximal_states(opt_state: optax.OptState, caller: str) -> list[_State]:
   ]
   if not found:
     raise ValueError(
-      f"{caller}: opt_state holds no ProximalRegularizeState. Pass the"
-      " state of an optimizer built with optax_prox (trsgd, tradam,"
-      " trajectory_regularized, or a chain with proximal_regularize)."
+      "opt_state holds no ProximalRegularizeState: pass the state of an"
+      " optax_prox optimizer (trsgd, tradam, trajectory_regularized, or a"
+      " chain with proximal_regularize)."
     )
+  for state in found:
+    _validation.check_unstacked("opt_state", _counter(state.step), vmapped)
   return found
 
 
 def _map_proximal_states(
-  opt_state: optax.OptState, caller: str, replace: Callable[[_State], _State]
+  opt_state: optax.OptState, vmapped: str, replace: Callable[[_State], _State]
 ) -> optax.OptState:
   """``opt_state`` with ``replace`` applied to each of its proximal states."""
-  _proximal_states(opt_state, caller)
+  _proximal_states(opt_state, vmapped)
   new_state: optax.OptState = jax.tree.map(
     lambda node: replace(node) if _is_proximal_state(node) else node,
     opt_state,
@@ -67,12 +80,6 @@ def _map_proximal_states(
 def _with_position(state: _State, position: Callable[[Any], Any]) -> _State:
   # jax.tree.map reaches the array inside an nnx.Variable, and keeps it.
   return state._replace(position=jax.tree.map(position, state.position))
-
-
-def _position(state: _State) -> jax.Array:
-  """The inner position; its shape is that of the stack (``()``: none)."""
-  (position,) = jax.tree.leaves(state.position)  # also inside nnx.Variable
-  return jnp.asarray(position)
 
 
 def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
@@ -88,7 +95,9 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
 
   Args:
     opt_state: any optimizer state that holds a
-      :class:`ProximalRegularizeState` (all of them, if several).
+      :class:`ProximalRegularizeState` (all of them, if several). For a
+      stack of client states, map over it:
+      ``jax.vmap(optax_prox.restart_inner_loop)(states)``.
 
   Returns:
     A new state, every inner loop restarted; the one passed in is unchanged,
@@ -116,76 +125,56 @@ def restart_inner_loop(opt_state: optax.OptState) -> optax.OptState:
   """
   return _map_proximal_states(
     opt_state,
-    "restart_inner_loop",
+    "jax.vmap(optax_prox.restart_inner_loop)(opt_state)",
     lambda state: _with_position(
       state, lambda p: jnp.full_like(p, _proximal.REFRESH_DUE)
     ),
   )
 
 
-def _leaves_like_anchor(
-  name: str, tree: Any, state: _State, fix: str
-) -> dict[str, Any]:
-  """``tree``'s leaves by path, checked against ``state``'s anchor.
-
-  A stack of states (counters with leading axes) takes a tree stacked alike
-  or one for every client.
-  """
-  return _validation.check_like_anchor(
-    name, tree, state.anchor, fix=fix, batch_ndim=_position(state).ndim
-  )
-
-
-def _new_anchor(anchor: Any, state: _State) -> Any:
-  """``anchor`` cast onto the tree, dtypes and stack of the stored one."""
-  given = _leaves_like_anchor(
-    "anchor",
-    anchor,
-    state,
-    "Pass a tree with the params' structure and shapes (for flax.nnx,"
-    " `nnx.state(model, nnx.Param)`).",
-  )
-
-  def cast(path: Any, leaf: jax.Array) -> jax.Array:
-    new = jnp.asarray(given[_validation.path_key(path)], leaf.dtype)
-    return jnp.broadcast_to(new, leaf.shape)  # one anchor for every client
-
-  return jax.tree_util.tree_map_with_path(cast, state.anchor)
-
-
 def set_anchor(
-  opt_state: optax.OptState, anchor: optax.Params
+  opt_state: optax.OptState,
+  anchor: optax.Params,
+  importance: optax.Params | None = None,
 ) -> optax.OptState:
   r"""Replaces the anchor that the next updates are pulled toward.
 
   .. math::
 
-    a \leftarrow \text{anchor}
+    a \leftarrow \text{anchor}, \qquad F \leftarrow \text{importance}
 
-  Each leaf is cast to the dtype the anchor is stored in. The next update
-  pulls toward it, at the inner position it was due at: the anchor is not
-  refreshed until the current inner loop ends (with ``period=None``,
-  never). This sets the pretrained weights of L2-SP, or the server's model
-  in a FedProx client.
+  Each leaf is copied, cast to the dtype the anchor is stored in: the state
+  never shares a buffer with ``anchor``, so params and state can be donated
+  together to a jitted step. The next update pulls toward it, at the inner
+  position it was due at: the anchor is not refreshed until the current
+  inner loop ends (with ``period=None``, never). This sets the pretrained
+  weights of L2-SP, or the server's model in a FedProx client.
 
   Args:
     opt_state: any optimizer state that holds a
-      :class:`ProximalRegularizeState` (all of them are set, if several),
-      or a stack of such states, one per client.
+      :class:`ProximalRegularizeState` (all of them are set, if several).
+      For a stack of client states, map over it:
+      ``jax.vmap(optax_prox.set_anchor, in_axes=(0, None))(states, server)``
+      gives every client the server's model.
     anchor: a tree with the params' structure and shapes (leaves that
-      ``optax.masked`` leaves out are ignored). For a stack of states,
-      either one anchor per client (stacked like the states) or a single
-      one, which every client gets: the server's model in FedProx.
+      ``optax.masked`` leaves out are ignored).
+    importance: for a ``proximal_regularize(..., weighted=True)``, the
+      weight :math:`F_j` of each coordinate's pull (EWC's diagonal Fisher,
+      MAS's importance), a tree like ``anchor``, finite and >= 0 (checked
+      unless traced); None keeps the weights the state holds.
 
   Returns:
     A new state with the new anchor; assign it (``state = set_anchor(state,
     anchor)``): the state passed in is unchanged.
 
   Raises:
-    ValueError: if ``anchor`` lacks a leaf of the params (the message says
-      when it lacks whole top-level entries), has a leaf they do not have,
-      or a leaf of another shape.
-    TypeError: if ``anchor`` is a flax.nnx module.
+    ValueError: if ``anchor``'s or ``importance``'s leaves or shapes differ
+      from the params' (the message names the first path that differs), if
+      ``importance`` has a negative or non-finite entry or the pull was
+      built without ``weighted=True``, if ``opt_state`` holds no proximal
+      state, or is a stack of them.
+    TypeError: if ``opt_state`` is an ``nnx.Optimizer`` (pass its
+      ``opt_state``).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -200,66 +189,108 @@ def set_anchor(
     >>> updates, state = tx.update({"w": jnp.zeros(1)}, state, params)
     >>> print(updates["w"])  # -0.1 * 1.0 * (3 - 1)
     [-0.2]
+
+    With ``weighted=True``, each coordinate's pull is weighted by its
+    importance (EWC: a diagonal Fisher information at the anchor):
+
+    >>> tx = optax.chain(
+    ...     optax_prox.proximal_regularize(1.0, None, weighted=True),
+    ...     optax.sgd(learning_rate=0.1))
+    >>> params = {"w": jnp.array([3.0, 3.0])}
+    >>> state = optax_prox.set_anchor(tx.init(params), {"w": jnp.ones(2)},
+    ...                               importance={"w": jnp.array([1.0, 2.0])})
+    >>> updates, state = tx.update({"w": jnp.zeros(2)}, state, params)
+    >>> print(updates["w"])  # -0.1 * 1.0 * F * (3 - 1)
+    [-0.2 -0.4]
   """
 
   def replace(state: _State) -> _State:
-    new = state._replace(anchor=_new_anchor(anchor, state))
-    return _with_position(new, lambda p: jnp.maximum(p, 0))
+    given = _validation.like_anchor("anchor", anchor, state.anchor)
 
-  return _map_proximal_states(opt_state, "set_anchor", replace)
+    # A copy, never the anchor's own buffer: params and state may then be
+    # donated together to a jitted step.
+    def copy(leaves: dict[Any, Any]) -> Any:
+      return _paths.map_with_path(
+        lambda path, a: jnp.array(leaves[path], a.dtype, copy=True),
+        state.anchor,
+      )
+
+    if importance is not None:
+      if state.importance is None:
+        raise ValueError(
+          "importance: this pull keeps none; build it with"
+          " `optax_prox.proximal_regularize(strength, period, weighted=True)`."
+        )
+      weights = _validation.importance_like_anchor(importance, state.anchor)
+      state = state._replace(importance=copy(weights))
+    return _with_position(
+      state._replace(anchor=copy(given)), lambda p: jnp.maximum(p, 0)
+    )
+
+  return _map_proximal_states(
+    opt_state,
+    "jax.vmap(optax_prox.set_anchor, in_axes=(0, None))(opt_state, anchor)",
+    replace,
+  )
 
 
 def anchor_distance(
   opt_state: optax.OptState, params: optax.Params
 ) -> jax.Array:
-  r"""The distance from the params to the anchor the next update pulls toward.
+  r"""How far the params went from the anchor: the drift to log.
 
   .. math::
 
     \|w - a\|_2 = \Big(\sum_{\text{anchored leaves}} \sum_j
-      (w_j - a_j)^2\Big)^{1/2},
+      |w_j - a_j|^2\Big)^{1/2},
 
-  computed in float32 over the leaves that carry an anchor (leaves that
-  ``optax.masked`` leaves out do not count). When the next update takes a
-  new anchor (at init, after the last update of an inner loop, after
-  :func:`restart_inner_loop`), that anchor is :math:`w` itself and the
-  distance is 0; it grows inside each inner loop. This is the quantity to
-  log to see how far the proximal term lets the params stray.
+  with :math:`a` the anchor of the inner loop that the last update belonged
+  to (or the one :func:`set_anchor` put there): the drift grows inside each
+  inner loop and is largest at its end, where it is still measured from
+  that loop's anchor; the next update then takes a new one. It is 0 before
+  any update. Complex params count by modulus. It is computed in float32
+  over the leaves that carry an anchor (leaves that ``optax.masked`` leaves
+  out do not count); a state with several proximal states (one per group
+  of ``optax.multi_transform``) counts the anchored leaves of each.
 
   Args:
-    opt_state: an optimizer state that holds exactly one
-      :class:`ProximalRegularizeState`, or a stack of such states, one per
-      client (``jax.vmap(tx.init)(client_params)``).
+    opt_state: an optimizer state that holds a
+      :class:`ProximalRegularizeState`. For a stack of client states, map
+      over it: ``jax.vmap(optax_prox.anchor_distance)(states, params)``
+      gives one distance per client.
     params: the current params (for flax.nnx, ``nnx.state(model,
-      nnx.Param)``); for a stack of states, stacked alike, or a single
-      tree that every client is measured from.
+      nnx.Param)``), of the same leaves and shapes as the anchor.
 
   Returns:
-    A float32 scalar; for a stack of states, one distance per client, of
-    the stack's shape (never a norm pooled over the clients).
+    A float32 scalar.
 
   Raises:
-    ValueError: if ``opt_state`` holds no proximal state or several, or if
-      ``params`` lacks an anchored leaf, has a leaf the params do not have,
-      or a leaf of another shape.
-    TypeError: if ``params`` is a flax.nnx module.
+    ValueError: if ``params``'s leaves or shapes differ from the anchor's
+      (the message names the first path that differs), if ``opt_state``
+      holds no proximal state, or is a stack of them.
+    TypeError: if ``opt_state`` is an ``nnx.Optimizer`` (pass its
+      ``opt_state``).
 
   Examples:
     >>> import jax.numpy as jnp
     >>> import optax
     >>> import optax_prox
-    >>> tx = optax_prox.trsgd(learning_rate=0.1, momentum=None)
+    >>> tx = optax_prox.trsgd(learning_rate=0.1, period=2, lambda_w=0.0,
+    ...                       momentum=None)  # steps of 1, then of 0.5
     >>> params = {"w": jnp.array([3.0, 4.0])}
     >>> state = tx.init(params)
-    >>> print(optax_prox.anchor_distance(state, params))  # a new anchor next
+    >>> print(optax_prox.anchor_distance(state, params))  # no update yet
     0.0
-    >>> updates, state = tx.update({"w": jnp.array([-6.0, -8.0])}, state,
-    ...                            params)
-    >>> params = optax.apply_updates(params, updates)  # one step from it
-    >>> print(optax_prox.anchor_distance(state, params))
+    >>> for _ in range(2):  # one inner loop; the second ends it
+    ...   updates, state = tx.update({"w": jnp.array([-6.0, -8.0])}, state,
+    ...                              params)
+    ...   params = optax.apply_updates(params, updates)
+    ...   print(optax_prox.anchor_distance(state, params))
     1.0
+    1.5
 
-    A stack of states, one per client, gives one distance per client:
+    A stack of states, one per client, gives one distance per client
+    under ``jax.vmap``:
 
     >>> import jax
     >>> tx = optax.chain(
@@ -267,29 +298,30 @@ def anchor_distance(
     ...     optax.sgd(learning_rate=0.1))
     >>> clients = {"w": jnp.array([[0.0, 0.0], [3.0, 4.0]])}  # 2 clients
     >>> states = jax.vmap(tx.init)(clients)
-    >>> states = optax_prox.set_anchor(states, {"w": jnp.zeros(2)})
-    >>> print(optax_prox.anchor_distance(states, clients))
+    >>> server = {"w": jnp.zeros(2)}
+    >>> states = jax.vmap(optax_prox.set_anchor, in_axes=(0, None))(
+    ...     states, server)
+    >>> print(jax.vmap(optax_prox.anchor_distance)(states, clients))
     [0. 5.]
   """
-  found = _proximal_states(opt_state, "anchor_distance")
-  if len(found) > 1:
-    raise ValueError(
-      f"anchor_distance: opt_state holds {len(found)}"
-      " ProximalRegularizeStates; pass the part of the state that holds"
-      " the one you mean."
+  total = jnp.zeros([], jnp.float32)
+  for state in _proximal_states(
+    opt_state, "jax.vmap(optax_prox.anchor_distance)(opt_state, params)"
+  ):
+    given = _validation.like_anchor("params", params, state.anchor)
+    squares = sum(
+      map(_squared_distance, given.values(), jax.tree.leaves(state.anchor)),
+      start=jnp.zeros([], jnp.float32),
     )
-  (state,) = found
-  position = _position(state)
-  current = _leaves_like_anchor(
-    "params", params, state, "Pass the params the optimizer updates."
-  )
-  total = jnp.zeros(position.shape, jnp.float32)
-  for path, anchor in _validation.leaves_by_path(state.anchor).items():
-    # One params tree for a stack of states measures every client from it.
-    here = jnp.broadcast_to(
-      jnp.asarray(current[path], jnp.float32), anchor.shape
+    no_update_yet = (_counter(state.step) == 0) & (
+      _counter(state.position) == _proximal.REFRESH_DUE
     )
-    diff = here - jnp.asarray(anchor, jnp.float32)
-    total = total + jnp.sum(diff * diff, tuple(range(position.ndim, diff.ndim)))
-  refresh_due = position == _proximal.REFRESH_DUE
-  return jnp.where(refresh_due, jnp.zeros_like(total), jnp.sqrt(total))
+    total = total + jnp.where(no_update_yet, 0, squares)
+  return jnp.sqrt(total)
+
+
+def _squared_distance(w: jax.Array, a: jax.Array) -> jax.Array:
+  """The sum of ``|w - a|**2`` in at least float32, as a float32."""
+  dtype = _reference_rules.at_least_float32(jnp.result_type(w))
+  diff = jnp.asarray(w, dtype) - jnp.asarray(a, dtype)
+  return jnp.sum(jnp.abs(diff) ** 2).astype(jnp.float32)

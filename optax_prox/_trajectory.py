@@ -35,54 +35,38 @@ class TrajectoryRegularizedState(NamedTuple):
 
 def _default_lambda_w(learning_rate: optax.ScalarOrSchedule) -> Any:
   """The reference default ``lambda_w = 0.1 * eta_0``."""
-  if not callable(learning_rate):
-    return 0.1 * learning_rate
-  eta_0 = learning_rate(0)
-  if _validation.concrete_float("learning_rate(0)", eta_0) == 0:
+  eta_0 = _schedules.value_at(learning_rate, 0)
+  if (
+    callable(learning_rate)
+    and _validation.concrete_float("learning_rate", eta_0) == 0
+  ):
     raise ValueError(
-      "lambda_w defaults to 0.1 * learning_rate(0), but learning_rate(0) is"
-      " 0 (a warm-up from zero?), which would switch the proximal term off."
-      " Pass lambda_w explicitly, e.g. 0.1 * peak_learning_rate."
+      "lambda_w: its default, 0.1 * learning_rate(0), is 0 here, which"
+      " switches the pull off; pass it, e.g. 0.1 * the peak learning rate."
     )
   return 0.1 * eta_0
 
 
-def build(
+def _build(
   make_optimizer: OptimizerFactory,
   learning_rate: optax.ScalarOrSchedule,
   period: int,
   lambda_w: optax.ScalarOrSchedule | None,
   weight_decay: optax.ScalarOrSchedule,
   anchor_dtype: jax.typing.DTypeLike | None,
-  refresh: _proximal.Refresh = "cond",
 ) -> optax.GradientTransformationExtraArgs:
-  """Checks the shared arguments and builds the transformation.
-
-  The public factories' one boundary for ``learning_rate``, ``period``,
-  ``lambda_w``, ``weight_decay`` and ``anchor_dtype``; ``refresh`` is for
-  the benchmark, which compares the two ways to refresh the anchor.
-  """
-  if period is None:
-    raise TypeError(
-      "period must be a Python int for the Trajectory Regularized"
-      " Algorithm, whose step size restarts with each inner loop. For a"
-      " pull toward an anchor that is never refreshed, chain"
-      " proximal_regularize(strength, period=None) before the optimizer."
-    )
+  """The public factories' one boundary for the arguments they share."""
   period = _validation.check_period(period)
   _validation.check_nonnegative("learning_rate", learning_rate)
   if lambda_w is None:
     lambda_w = _default_lambda_w(learning_rate)
   _validation.check_nonnegative("lambda_w", lambda_w)
   _validation.check_nonnegative("weight_decay", weight_decay)
-  no_decay = not callable(weight_decay) and (
-    _validation.concrete_float("weight_decay", weight_decay) == 0
-  )
-  proximal = _proximal.build(
+  no_decay = isinstance(weight_decay, (int, float)) and weight_decay == 0
+  proximal = _proximal.pull_toward_anchor(
     _schedules.coupled_strength(learning_rate, lambda_w),
     period,
     _validation.check_anchor_dtype(anchor_dtype),
-    refresh,
   )
 
   def init_fn(params: optax.Params) -> TrajectoryRegularizedState:
@@ -100,7 +84,7 @@ def build(
     **extra_args: Any,
   ) -> tuple[optax.Updates, optax.OptState]:
     state = cast(TrajectoryRegularizedState, state)
-    params = _proximal.require_params(params)
+    params = _validation.require_params(params)
     step, position = _proximal.step_and_position(state.proximal)
     updates, proximal_state = proximal.update(updates, state.proximal, params)
     if not no_decay:
@@ -125,7 +109,7 @@ def build(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def descending(direction: optax.GradientTransformation) -> OptimizerFactory:
+def _descending(direction: optax.GradientTransformation) -> OptimizerFactory:
   """The optimizer of trsgd and tradam: a direction, then the step size."""
   return lambda step_size, params: optax.chain(
     direction, _reference_rules.descend(step_size)
@@ -168,22 +152,24 @@ def trajectory_regularized(
   restarts the inner loop at every epoch). The optimizer is built anew on
   every update with its step size as a scalar, as
   ``optax.inject_hyperparams`` does, so it must take the learning rate as
-  its first argument and keep its state's tree the same for any value of it
-  (every optax optimizer does).
+  the keyword ``learning_rate=`` and keep its state's tree the same for any
+  value of it (every optax optimizer does).
 
   Args:
     optimizer: an optax optimizer factory (not an optimizer: pass
-      ``optax.adam``, not ``optax.adam(1e-3)``) whose first parameter is the
-      learning rate (named ``learning_rate``, ``lr`` or ``step_size``),
-      such as ``optax.adamw``, ``optax.lion`` or ``optax.sgd``; not a
-      transformation without one, such as ``optax.scale_by_adam``.
+      ``optax.adam``, not ``optax.adam(1e-3)``), called as
+      ``optimizer(learning_rate=..., **optimizer_kwargs)``: ``optax.adamw``,
+      ``optax.lion``, ``optax.sgd``. A factory without that keyword
+      (``optax.scale_by_adam``) fails at ``init`` with Python's own message.
     learning_rate: the outer learning rate :math:`\eta_k`, a float or a
       schedule.
     period: the inner-loop length :math:`S`, a Python int (the reference's
       default is 10).
     lambda_w: the reference's :math:`\lambda_w \ge 0`, a float or a
       schedule of :math:`k`; defaults to :math:`0.1 \eta_0`. 0 leaves the
-      inner-loop step size alone, without a pull.
+      inner-loop step size alone, without a pull. A traced one (injected
+      by ``optax.inject_hyperparams``) cannot be checked: a negative one
+      pushes the params away from the anchor.
     weight_decay: L2 weight decay :math:`\mathrm{wd}`, a float or a
       schedule, added to the gradient after the proximal term (the
       reference's ``weight_decay``).
@@ -198,10 +184,9 @@ def trajectory_regularized(
     requires ``params``; its state is a :class:`TrajectoryRegularizedState`.
 
   Raises:
-    TypeError: if ``optimizer`` is not a factory (an optimizer instance, for
-      example), its first parameter is not the learning rate, it takes no
-      argument of a name in ``optimizer_kwargs``, or ``period`` is not an
-      int.
+    TypeError: if ``optimizer`` is not callable (an optimizer instance, for
+      example) or a ``functools.partial`` that fixes ``learning_rate``, or
+      ``period`` is not an int.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -227,16 +212,16 @@ def trajectory_regularized(
     **optimizer_kwargs.pop("optimizer_kwargs", {}),
     **optimizer_kwargs,
   }
-  _validation.check_optimizer_factory(optimizer, optimizer_kwargs)
+  _validation.check_optimizer(optimizer)
 
   def make_optimizer(
     step_size: jax.Array, params: optax.Params
   ) -> optax.GradientTransformation:
     # Cast as optax.inject_hyperparams casts an injected learning rate.
     step_size = step_size.astype(optax.tree.dtype(params, "highest"))
-    return optimizer(step_size, **optimizer_kwargs)
+    return optimizer(learning_rate=step_size, **optimizer_kwargs)
 
-  return build(
+  return _build(
     make_optimizer, learning_rate, period, lambda_w, weight_decay, anchor_dtype
   )
 
@@ -306,16 +291,13 @@ def trsgd(
   """
   if momentum is None:
     if nesterov:
-      raise ValueError(
-        "nesterov=True needs a momentum, but momentum is None: pass"
-        " momentum=0.9 (for example), or nesterov=False."
-      )
+      raise ValueError("nesterov=True needs a momentum, not momentum=None.")
     direction = optax.identity()
   else:
     _validation.check_fraction("momentum", momentum)
     direction = optax.trace(decay=momentum, nesterov=nesterov)
-  return build(
-    descending(direction),
+  return _build(
+    _descending(direction),
     learning_rate,
     period,
     lambda_w,
@@ -389,8 +371,8 @@ def tradam(
   _validation.check_fraction("b1", b1)
   _validation.check_fraction("b2", b2)
   _validation.check_nonnegative("eps", eps, schedule_ok=False)
-  return build(
-    descending(_reference_rules.scale_by_reference_adam(b1, b2, eps)),
+  return _build(
+    _descending(_reference_rules.scale_by_reference_adam(b1, b2, eps)),
     learning_rate,
     period,
     lambda_w,

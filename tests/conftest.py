@@ -3,7 +3,10 @@
 XLA fixes the number of CPU devices and its compiler options when jax
 starts its backend, so the flags are set here, before any test module
 imports jax; pytest loads this file first in the main process and in every
-pytest-xdist worker. One-device code runs on the first device as before;
+pytest-xdist worker. With ``OPTAX_PROX_XLA=default`` in the environment the
+quick-compile flags are left out and XLA compiles as it does for users:
+``make test`` runs the update-rule, proximal and common tests so.
+One-device code runs on the first device as before;
 ``tests/test_sharding.py`` and ``tests/test_common.py`` lay arrays out over
 all eight.
 
@@ -60,9 +63,11 @@ def xla_flags(device_count: int) -> str:
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if _DEVICE_COUNT_FLAG not in _flags:  # pytest-xdist workers inherit them
-  quick = [_LLVM_LEVEL_0]
-  if _xla_accepts(_OLDER_EMITTERS):
-    quick.append(_OLDER_EMITTERS)
+  quick = []
+  if os.environ.get("OPTAX_PROX_XLA") != "default":
+    quick.append(_LLVM_LEVEL_0)
+    if _xla_accepts(_OLDER_EMITTERS):
+      quick.append(_OLDER_EMITTERS)
   os.environ["XLA_FLAGS"] = " ".join(
     [_flags, f"{_DEVICE_COUNT_FLAG}={DEVICE_COUNT}", *quick]
   ).strip()

@@ -2,7 +2,8 @@
 
 import ast
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import functools
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+import pytest
 
 DIM = 5
 _RNG = np.random.default_rng(0)
@@ -149,6 +151,19 @@ def save_and_restore(directory: Path, tree: Tree) -> Tree:
 
 
 # ---------------------------------------------------------- assertions ----
+
+
+@contextlib.contextmanager
+def raises_naming(error: type[Exception], *names: str) -> Iterator[None]:
+  """Expects ``error``, with a message that names each of ``names``.
+
+  The test pins what the user must be told (the argument, the path that
+  differs), not the sentence that tells it.
+  """
+  with pytest.raises(error) as raised:
+    yield
+  for name in names:
+    assert name in str(raised.value), (name, str(raised.value))
 
 
 def assert_trees_all_equal_shardings(*trees: Tree) -> None:

@@ -1,135 +1,267 @@
-"""The FedProx story (examples/federated_fedprox.py), on its ``--quick`` design.
+"""The FedProx story (examples/federated_fedprox.py) and its machinery.
 
-The quick run trains every part once; the round tests reuse its compiled
-round (the same runs, clients and local steps), so the module stays fast.
+The ``--quick`` run trains every part once, end to end; the other tests
+check the pieces on small cases: the synthetic generator, the schedule of
+stragglers, the picks (validation only) and one round against a NumPy
+restatement of FedProx's client update.
 """
 
+import dataclasses
 import json
+import pathlib
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from examples import evidence
 from examples import federated_fedprox as story
 from examples.anchors_lib import fedprox
-from examples.study_lib import data as data_lib
-
-STEPS = fedprox.QUICK.local_steps[0]
-
-
-@pytest.fixture(scope="module")
-def data():
-  return data_lib.load_mnist_digits()
+from examples.anchors_lib import synthetic
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
   out = tmp_path_factory.mktemp("fedprox")
-  return story.main(["--quick", "--out", str(out)]), out
+  page = out / "page.md"
+  page.write_text(
+    "a\n<!-- fedprox summary -->\nold\n<!-- end of fedprox summary -->\nb\n"
+  )
+  record = story.main(["--quick", "--out", str(out), "--summary", str(page)])
+  return record, out
 
 
-def test_the_quick_story_records_every_run_round_by_round(quick):
-  records, _ = quick
+def test_the_quick_story_writes_a_verdict_for_every_setting_and_fraction(quick):
+  record, out = quick
   design = fedprox.QUICK
-  runs = [fedprox.grid(design, steps) for steps in design.local_steps]
-  assert len(records) == sum(len(r) for r in runs)
-  for r in records:
-    for metric in ("test", "val", "train_loss", "drift"):
-      assert len(r[metric]) == design.rounds
-    assert all(0 <= a <= 100 for a in r["test"] + r["val"])
-    assert all(np.isfinite(r["train_loss"])) and min(r["drift"]) > 0
-
-
-def test_the_quick_story_writes_its_page_record_and_figure(quick):
-  records, out = quick
+  cells = {(r["setting"], r["fraction"]) for r in record["rows"]}
+  assert cells == {
+    (s.name, f) for s in design.settings for f in design.fractions
+  }
+  primary = [
+    r["ours"] for r in record["rows"] if r["ours"]["family"] == "primary"
+  ]
+  assert len(primary) == record["family"] == len(design.fractions)
+  for row in record["rows"]:
+    assert row["ours"]["word"] in ("win", "loss", "equivalent", "inconclusive")
+    assert row["ours"]["n"] == record["plans"][row["setting"]]["seeds"]
+  assert (
+    json.loads((out / "fedprox.json").read_text())["rows"] == record["rows"]
+  )
   text = (out / "fedprox.md").read_text()
   assert "`python -m examples.federated_fedprox --quick --out" in text
-  assert text.count("| method | test accuracy (%) |") == len(
-    fedprox.QUICK.local_steps
+  assert text.count("| synthetic(1, 1) | 90% |") == 4  # one row per table
+  summary = (out / "page.md").read_text()
+  assert summary.startswith("a\n<!-- fedprox summary -->\nThe 2 declared")
+  assert "old" not in summary and summary.endswith(
+    "<!-- end of fedprox summary -->\nb\n"
   )
-  saved = json.loads((out / "fedprox.json").read_text())
-  assert saved["records"] == records and saved["seconds"] > 0
-  assert (out / "fedprox.png").stat().st_size > 10_000
+  for name in ("fedprox.png", "fedprox_accuracy.png"):
+    assert (out / name).stat().st_size > 10_000
 
 
-def test_each_client_holds_two_classes_and_every_example_is_held(data):
-  shares = story.partition(data.train_y, seed=0)
-  assert len(shares) == story.NUM_CLIENTS
-  assert all(len(np.unique(data.train_y[s])) == 2 for s in shares)
-  held = np.concatenate(shares)
-  np.testing.assert_array_equal(np.sort(held), np.arange(len(data.train_y)))
-  assert len({len(s) for s in shares}) > 1  # uneven
-  again = story.partition(data.train_y, seed=0)
-  assert all(np.array_equal(a, b) for a, b in zip(shares, again))
-  other = story.partition(data.train_y, seed=1)
-  assert not all(np.array_equal(a, b) for a, b in zip(shares, other))
+def tuned_values(design, val_of, test_of) -> dict:
+  """A tuning record: each run's val and test per tuning seed."""
+  return {
+    (s.name, f, a, r): {
+      "val": [val_of(a, r, seed) for seed in design.tuning_seeds],
+      "test": [test_of(a, r, seed) for seed in design.tuning_seeds],
+    }
+    for s in design.settings
+    for f in design.fractions
+    for a, _, _ in fedprox.arms(design)
+    for r in s.rates
+  }
 
 
-def test_a_third_of_the_clients_straggle_each_round():
-  budgets = story.step_budgets(seed=0, rounds=5, steps=10)
-  assert budgets.shape == (5, story.NUM_CLIENTS)
-  late = budgets < 10
-  np.testing.assert_array_equal(late.sum(axis=1), [7] * 5)  # round(20 / 3)
-  assert budgets[late].min() >= 1 and budgets.max() == 10
-  assert not np.array_equal(late[0], late[1])  # new stragglers each round
-
-
-@pytest.fixture(scope="module")
-def one_round(quick, data):
-  """A round of the quick design's runs with chosen step budgets.
-
-  Run 0 (FedAvg, dropping) and run 1 (FedAvg, partial work): only client
-  0 finishes, the others take no step. Run 4 (seed 1, dropping): nobody
-  finishes. Run 2: client ``c`` takes ``c % (STEPS + 1)`` steps.
-  """
-  configs = fedprox.grid(fedprox.QUICK, STEPS)
-  fed = jax.tree.map(
-    lambda *a: jnp.stack(a), *[story.start(data, c) for c in configs]
+def test_the_picks_read_validation_only():
+  design = dataclasses.replace(
+    fedprox.QUICK,
+    settings=(
+      dataclasses.replace(fedprox.QUICK.settings[0], rates=(0.1, 1.0)),
+    ),
   )
-  budgets = np.zeros((len(configs), story.NUM_CLIENTS), np.int64)
-  budgets[:2, 0] = STEPS
-  budgets[2] = np.arange(story.NUM_CLIENTS) % (STEPS + 1)
-  seeds = jnp.array([c.seed for c in configs], jnp.uint32)
-  keys = jax.vmap(story.round_keys, in_axes=(0, None))(seeds, 0)
-  with jax.numpy_rank_promotion("allow"):  # as in the quick run
-    after, drift = story.federated_round(
-      fed, budgets, keys, data.train_x, data.train_y, STEPS
+  val = lambda a, r, seed: (
+    80.0
+    + seed
+    + (r if a == fedprox.FEDAVG else 2 * r if a.endswith("=1") else -r)
+  )
+  rng = np.random.default_rng(0)
+  noise = lambda a, r, seed: float(rng.uniform(0, 100))
+  picked = fedprox.picks(design, tuned_values(design, val, noise))
+  again = fedprox.picks(design, tuned_values(design, val, lambda *a: -1.0))
+  assert picked == again  # test accuracies moved, picks did not
+  for p in picked:
+    assert p["mu"] == fedprox.arm(1.0) and p["edges"] == list(p["rates"])
+    assert p["rates"] == {
+      fedprox.FEDAVG: 1.0,
+      fedprox.arm(0.0): 0.1,
+      fedprox.arm(1.0): 1.0,
+    }
+  flipped = lambda a, r, seed: (
+    val(a, r, seed) + (5 if a == fedprox.arm(0.0) else 0)
+  )
+  changed = fedprox.picks(design, tuned_values(design, flipped, noise))
+  assert {p["mu"] for p in changed} == {fedprox.arm(0.0)}
+
+
+# ---------------------------------------------------------- the data -----
+
+
+def test_the_synthetic_devices_have_the_papers_shapes_and_lognormal_sizes():
+  shards = synthetic.generate(1.0, 1.0, False, seed=0)
+  data = shards.data
+  assert shards.held.shape == (synthetic.DEVICES, synthetic.MOST)
+  assert data.train_x.shape == (
+    synthetic.DEVICES * synthetic.MOST,
+    synthetic.DIMENSION,
+  )
+  real = shards.counts.sum()
+  assert np.all(data.train_y[real:] == -1) and np.all(data.train_y[:real] >= 0)
+  assert set(np.unique(data.test_y)) <= set(range(synthetic.CLASSES))
+  for held, count in zip(shards.held, shards.counts):
+    np.testing.assert_array_equal(np.sort(held[:count]), held[:count])
+  drawn = np.concatenate(
+    [synthetic.sizes(np.random.default_rng(s), most=10**9) for s in range(100)]
+  )
+  logs = np.log(drawn - 50 + 0.5)  # lognormal(4, 2), truncated to integers
+  assert abs(logs.mean() - 4) < 0.15 and abs(logs.std() - 2) < 0.15
+  assert (
+    drawn.min() >= 50
+    and synthetic.sizes(np.random.default_rng(0)).max() <= synthetic.MOST
+  )
+  again = synthetic.generate(1.0, 1.0, False, seed=0)
+  np.testing.assert_array_equal(again.data.val_x, data.val_x)
+  other = synthetic.generate(1.0, 1.0, False, seed=1)
+  assert not np.array_equal(other.counts, shards.counts)
+
+
+def label_spread(shards) -> float:
+  """The mean total-variation distance of each device's labels to all."""
+  data, held, counts = shards
+  pooled = (
+    np.bincount(data.train_y[: counts.sum()], minlength=10) / counts.sum()
+  )
+  each = [
+    np.bincount(data.train_y[h[:c]], minlength=10) / c
+    for h, c in zip(held, counts)
+  ]
+  return float(np.mean([np.abs(e - pooled).sum() / 2 for e in each]))
+
+
+def test_zero_alpha_and_beta_still_differ_by_device_and_iid_does_not():
+  for seed in range(3):
+    iid = synthetic.generate(0.0, 0.0, True, seed)
+    zero = synthetic.generate(0.0, 0.0, False, seed)
+    assert label_spread(iid) < 0.2 < label_spread(zero)
+    means = lambda s: [
+      s.data.train_x[h[:c]].mean(axis=0) for h, c in zip(s.held, s.counts)
+    ]
+    assert np.abs(means(iid)).mean() < 0.2 < np.abs(means(zero)).mean()
+
+
+def test_the_schedule_shares_clients_and_nests_stragglers():
+  setting = fedprox.FULL.settings[0]
+  counts = np.arange(50, 50 + synthetic.DEVICES)
+  per_epoch = -(-counts // story.BATCH_SIZE)
+  configs = [
+    fedprox.Config(f, name, 0.0, drop, 0.1)
+    for f in (0.0, 0.5, 0.9)
+    for name, drop in ((fedprox.FEDAVG, True), ("FedProx", False))
+  ]
+  selected, steps = story.schedule(setting, configs, 0, counts)
+  assert selected.shape == (setting.rounds, setting.clients)
+  assert steps.shape == (setting.rounds, len(configs), setting.clients)
+  assert all(len(set(s)) == setting.clients for s in selected)
+  epochs = steps / per_epoch[selected][:, None]
+  np.testing.assert_array_equal(epochs, np.round(epochs))
+  late = epochs < setting.local
+  for run, stragglers in enumerate([0, 0, 5, 5, 9, 9]):
+    np.testing.assert_array_equal(late[:, run].sum(axis=1), stragglers)
+  assert np.all(late[:, 3] <= late[:, 5])  # the 50%'s are among the 90%'s
+  np.testing.assert_array_equal(
+    steps[:, 4], np.where(late[:, 5], 0, steps[:, 5])
+  )
+  partial = epochs[:, 5][late[:, 5]]
+  assert partial.min() >= 1 and partial.max() <= setting.local - 1
+
+
+# ---------------------------------------------------------- the round -----
+
+
+def numpy_client(w, b, x, y, batches, mu, rate):
+  """FedProx's client update, restated: SGD on the loss plus the pull."""
+  w0, b0 = w.copy(), b.copy()
+  for batch in batches:
+    logits = x[batch] @ w + b
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(batch)), y[batch]] -= 1
+    grad_w, grad_b = x[batch].T @ p / len(batch), p.mean(axis=0)
+    w = w - rate * (grad_w + mu * (w - w0))
+    b = b - rate * (grad_b + mu * (b - b0))
+  return w, b
+
+
+def linear(params, run: int) -> tuple[np.ndarray, np.ndarray]:
+  """Run ``run``'s kernel and bias, from stacked parameters."""
+  model = nnx.merge(
+    story.graphdef("linear"), jax.tree.map(lambda a: a[run], params)
+  )
+  return np.asarray(model.kernel[...]), np.asarray(model.bias[...])
+
+
+def draws(key, steps: int, count: int) -> list[np.ndarray]:
+  """The minibatches a client draws (the restatement reuses them)."""
+  return [
+    np.asarray(
+      jax.random.randint(
+        jax.random.fold_in(key, t), (story.BATCH_SIZE,), 0, count
+      )
     )
-  return configs, fed, after, drift
+    for t in range(steps)
+  ]
 
 
-def leaves(tree, run):
-  return np.concatenate([np.ravel(a[run]) for a in jax.tree.leaves(tree)])
+def test_a_round_matches_a_numpy_restatement_of_fedprox():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(12, synthetic.DIMENSION)).astype(np.float32)
+  y = rng.integers(0, synthetic.CLASSES, 12).astype(np.int32)
+  held = np.array([[0, 1, 2, 3, 4, 0], [5, 6, 7, 8, 9, 10]], np.int32)
+  counts = np.array([5, 6], np.int32)
+  budgets = np.array([[3, 0], [3, 2]], np.int32)  # run 0 drops client 1
+  mu, rate = np.array([0.0, 0.5], np.float32), np.array([0.1, 0.2], np.float32)
+  server = nnx.state(story.MODELS["linear"](nnx.Rngs(0)))
+  servers = jax.tree.map(lambda w: jnp.stack([w, w + 0.1]), server)
+  keys = jax.random.split(jax.random.key(3), 2)
+  runs = story.Runs(servers, jnp.asarray(mu), jnp.asarray(rate))
+  clients = story.Clients(jnp.asarray(held), jnp.asarray(counts), keys)
+  after = story.federated_round(
+    "linear", runs, budgets, clients, np.int32(3), x, y
+  ).servers
+  for run in range(2):
+    w, b = linear(servers, run)
+    expected_w, expected_b, total = 0.0, 0.0, 0
+    for c in range(2):
+      if budgets[run, c] == 0:
+        continue  # dropped
+      batches = [held[c][d] for d in draws(keys[c], budgets[run, c], counts[c])]
+      client_w, client_b = numpy_client(w, b, x, y, batches, mu[run], rate[run])
+      expected_w = expected_w + counts[c] * client_w
+      expected_b = expected_b + counts[c] * client_b
+      total += counts[c]
+    got_w, got_b = linear(after, run)
+    np.testing.assert_allclose(got_w, expected_w / total, atol=2e-5)
+    np.testing.assert_allclose(got_b, expected_b / total, atol=2e-5)
 
 
-def test_the_round_gives_one_result_per_client(one_round):
-  configs, _, after, drift = one_round
-  assert drift.shape == (len(configs), story.NUM_CLIENTS)
-  steps_taken = np.asarray(after.clients[0].step)  # the proximal state's k
-  assert steps_taken.shape == (len(configs), story.NUM_CLIENTS)
-
-
-def test_the_step_mask_stops_each_client_at_its_budget(one_round):
-  _, _, after, drift = one_round
-  budgets = np.arange(story.NUM_CLIENTS) % (STEPS + 1)
-  np.testing.assert_array_equal(after.clients[0].step[2], budgets)
-  drift = np.asarray(drift[2])
-  assert np.all(drift[budgets == 0] == 0)  # still at the server's model
-  assert np.all(drift[budgets > 0] > 0)
-
-
-def test_dropping_averages_only_the_clients_that_finished(one_round):
-  configs, before, after, _ = one_round
-  assert configs[0].drop and not configs[1].drop and configs[4].drop
-  server = leaves(before.server, 0)
-  finisher = leaves(after.server, 0)  # run 0 keeps client 0's model only
-  assert np.abs(finisher - server).max() > 0
-  counts = np.asarray(before.counts[1], np.float64)
-  expected = (counts[0] * finisher + (counts.sum() - counts[0]) * server) / (
-    counts.sum()
-  )  # run 1 also averages the 19 clients that stayed at the server
-  np.testing.assert_allclose(leaves(after.server, 1), expected, atol=1e-6)
-  np.testing.assert_array_equal(  # nobody finished: the server stays
-    leaves(after.server, 4), leaves(before.server, 4)
-  )
+def test_the_committed_page_and_summary_are_rendered_from_the_record():
+  docs = pathlib.Path(__file__).parents[1] / "docs"
+  record = json.loads((docs / "results" / "fedprox.json").read_text())
+  page = (docs / "results" / "fedprox.md").read_text()
+  assert page == fedprox.render(record)
+  anchors = (docs / "anchors.md").read_text()
+  block = fedprox.render(record, only_summary=True)
+  assert evidence.replace_block(anchors, "fedprox summary", block) == anchors

@@ -15,9 +15,6 @@ import optax
 import pytest
 
 import optax_prox
-from optax_prox import _proximal
-from optax_prox import _reference_rules
-from optax_prox import _trajectory
 from tests import helpers
 
 
@@ -257,90 +254,6 @@ def test_the_pull_is_strength_times_the_distance_to_the_anchor(
     assert np.all(np.abs(u - (g + pull)) <= rounding)
 
 
-REFRESH_CASES = {
-  "proximal_regularize": lambda refresh: optax.chain(
-    _proximal.build(0.7, 3, None, refresh), optax.sgd(0.1)
-  ),
-  "trsgd-bf16-anchor": lambda refresh: _trajectory.build(
-    _trajectory.descending(optax.trace(decay=0.9)),
-    0.1,
-    3,
-    None,
-    0.0,
-    jnp.bfloat16,
-    refresh,
-  ),
-  "tradam": lambda refresh: _trajectory.build(
-    _trajectory.descending(
-      _reference_rules.scale_by_reference_adam(0.9, 0.999, 1e-8)
-    ),
-    1e-2,
-    4,
-    None,
-    0.0,
-    None,
-    refresh,
-  ),
-}
-
-
-@pytest.mark.parametrize("make", REFRESH_CASES.values(), ids=REFRESH_CASES)
-def test_select_refresh_gives_the_cond_refresh_results(make):
-  # The benchmark's branch-free refresh must be the same algorithm: equal
-  # anchors, positions and updates over refreshes, a restart and set_anchor.
-  select, cond = make("select"), make("cond")
-  params = {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.ones(3)}
-  cond_state, select_state = cond.init(params), select.init(params)
-  cond_update, select_update = jax.jit(cond.update), jax.jit(select.update)
-  for k, (grads, _) in enumerate(noisy_steps(params, 9, seed=3)):
-    if k == 5:
-      cond_state = optax_prox.restart_inner_loop(cond_state)
-      select_state = optax_prox.restart_inner_loop(select_state)
-    if k == 7:
-      cond_state = optax_prox.set_anchor(cond_state, grads)
-      select_state = optax_prox.set_anchor(select_state, grads)
-    updates, cond_state = cond_update(grads, cond_state, params)
-    select_updates, select_state = select_update(grads, select_state, params)
-    chex.assert_trees_all_equal(select_updates, updates)
-    chex.assert_trees_all_equal(select_state, cond_state)
-    params = optax.apply_updates(params, updates)
-
-
-def test_the_library_refreshes_by_cond():
-  # One code path: the public factories build the "cond" refresh, whose
-  # jaxpr holds a cond, and the benchmark's "select" holds none.
-  params = jnp.ones(3)
-
-  def has_cond(tx):
-    jaxpr = jax.make_jaxpr(tx.update)(params, tx.init(params), params)
-    return "cond" in str(jaxpr)
-
-  assert has_cond(optax_prox.proximal_regularize(0.7, 3))
-  assert has_cond(optax_prox.trsgd(0.1))
-  assert not has_cond(_proximal.build(0.7, 3, None, "select"))
-
-
-@pytest.mark.parametrize(
-  "name, public",
-  [
-    (
-      "trsgd-bf16-anchor",
-      optax_prox.trsgd(0.1, period=3, anchor_dtype=jnp.bfloat16),
-    ),
-    ("tradam", optax_prox.tradam(1e-2, period=4)),
-  ],
-)
-def test_the_private_builder_builds_what_the_factories_build(name, public):
-  # The benchmark reaches the select refresh through this builder: with the
-  # cond refresh it must be trsgd and tradam themselves.
-  built = REFRESH_CASES[name]("cond")
-  runs = [
-    helpers.run(tx, lambda w, k: jnp.sin(w + k), jnp.asarray([1.0, -2.0]), 7)
-    for tx in (built, public)
-  ]
-  chex.assert_trees_all_equal(*runs)
-
-
 @pytest.mark.parametrize("alpha", [0.01, 0.3, 2.0])
 def test_strength_is_l2_sp_alpha_and_fedprox_mu(alpha):
   # L2-SP adds alpha/2 ||w - w0||^2 to the loss (w0: the pretrained
@@ -366,3 +279,71 @@ def test_strength_is_l2_sp_alpha_and_fedprox_mu(alpha):
   state = optax_prox.set_anchor(tx.init(w), w0)
   updates, _ = tx.update(jax.grad(loss)(w), state, w)
   chex.assert_trees_all_close(updates, jax.grad(penalized)(w), rtol=1e-6)
+
+
+def weighted_penalty(strength, importance, anchor):
+  """``strength/2 sum_j F_j (w_j - a_j)^2`` as a function of ``w``."""
+  return lambda w: (
+    0.5
+    * strength
+    * sum(
+      jnp.sum(f * (x - a) ** 2)
+      for f, x, a in zip(*map(jax.tree.leaves, (importance, w, anchor)))
+    )
+  )
+
+
+def test_a_weighted_pull_is_the_gradient_of_the_weighted_penalty():
+  params = {"a": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([[3.0], [0.0]])}
+  anchor = jax.tree.map(lambda p: 0.5 * p + 0.25, params)
+  importance = {
+    "a": jnp.array([0.0, 1.0, 50.0]),
+    "b": jnp.array([[2.0], [0.3]]),
+  }
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.1), params)
+  tx = optax_prox.proximal_regularize(0.7, None, weighted=True)
+
+  def update(importance):
+    state = tx.init(params)
+    state = optax_prox.set_anchor(state, anchor, importance=importance)
+    return tx.update(grads, state, params)[0]
+
+  def expected(importance):
+    pull = jax.grad(weighted_penalty(0.7, importance, anchor))(params)
+    return jax.tree.map(jnp.add, grads, pull)
+
+  chex.assert_trees_all_close(
+    jax.jit(update)(importance), expected(importance), rtol=1e-6
+  )
+  scales = jnp.array([0.0, 1.0, 2.0])  # three importances, one vmap
+  stacked = jax.tree.map(
+    lambda f: jnp.stack([s * f for s in scales]), importance
+  )
+  got = jax.vmap(update)(stacked)
+  for i, scale in enumerate(scales):
+    scaled = jax.tree.map(lambda f, scale=scale: scale * f, importance)
+    chex.assert_trees_all_close(
+      jax.tree.map(lambda g, i=i: g[i], got), expected(scaled), rtol=1e-6
+    )
+
+
+def test_an_unweighted_pull_keeps_no_importance_and_ones_change_nothing():
+  params = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([[3.0]])}
+  plain = optax_prox.proximal_regularize(0.5, None)
+  weighted = optax_prox.proximal_regularize(0.5, None, weighted=True)
+  state = plain.init(params)
+  assert state.importance is None
+  assert len(jax.tree.leaves(state)) == len(jax.tree.leaves(params)) + 2
+  weighted_state = weighted.init(params)
+  chex.assert_trees_all_equal(
+    weighted_state.importance, jax.tree.map(jnp.ones_like, params)
+  )
+  moved = jax.tree.map(lambda p: p + 1.0, params)
+  first = [
+    tx.update(params, s, params)[1]
+    for tx, s in ((plain, state), (weighted, weighted_state))
+  ]
+  updates = [
+    tx.update(params, s, moved)[0] for tx, s in zip((plain, weighted), first)
+  ]
+  chex.assert_trees_all_equal(*updates)

@@ -2,7 +2,8 @@
 
 Their generic use over the table of optimizers is in ``test_common.py``; this
 file checks what each one means: the recipes they serve (per-epoch restarts,
-L2-SP, FedProx) against NumPy, and their errors.
+L2-SP, FedProx) against NumPy, the drift they measure, donation, stacks of
+client states under ``jax.vmap``, and their errors.
 """
 
 import chex
@@ -14,8 +15,8 @@ import optax
 import pytest
 
 import optax_prox
-from optax_prox._validation import leaves_by_path
 from tests import helpers
+from tests.helpers import raises_naming
 
 PARAMS = {"w": jnp.asarray([[1.0, -2.0], [0.5, 3.0]]), "b": jnp.asarray([0.25])}
 GRADS = jax.tree.map(lambda p: 0.1 * jnp.ones_like(p), PARAMS)
@@ -45,19 +46,23 @@ STATES = {
 
 
 def anchored(state):
-  """The anchor's leaves by path, none where ``optax.masked`` masks out.
+  """The anchor's leaves by name, none where ``optax.masked`` masks out.
 
   ``optax.masked`` keeps a ``MaskedNode`` there, which has no leaf.
   """
-  return leaves_by_path(optax.tree.get(state, "anchor"))
+  anchor = optax.tree.get(state, "anchor")
+  return {
+    name: leaf
+    for name, leaf in anchor.items()
+    if not isinstance(leaf, optax.MaskedNode)
+  }
 
 
 def assert_anchored_at(state, tree):
   """The state's anchored leaves are ``tree``'s, cast to the anchor dtype."""
   anchor = anchored(state)
-  given = leaves_by_path(tree)
   chex.assert_trees_all_equal(
-    anchor, {path: given[path].astype(a.dtype) for path, a in anchor.items()}
+    anchor, {name: tree[name].astype(a.dtype) for name, a in anchor.items()}
   )
 
 
@@ -161,45 +166,29 @@ EVERY_HELPER = pytest.mark.parametrize(
 
 @EVERY_HELPER
 def test_a_state_without_ours_is_refused(helper, args):
-  state = optax.sgd(0.1).init(PARAMS)
-  with pytest.raises(
-    ValueError,
-    match=f"{helper.__name__}: opt_state holds no ProximalRegularizeState",
-  ):
-    helper(state, *args)
-
-
-def test_anchor_distance_needs_a_single_anchor():
-  tx = optax.chain(
-    optax_prox.proximal_regularize(1.0, 2),
-    optax_prox.proximal_regularize(1.0, 3),
-  )
-  with pytest.raises(ValueError, match="holds 2 ProximalRegularizeStates"):
-    optax_prox.anchor_distance(tx.init(PARAMS), PARAMS)
-
-
-MISMATCH = "a different tree from the params the optimizer state was"
+  with raises_naming(ValueError, "opt_state"):
+    helper(optax.sgd(0.1).init(PARAMS), *args)
 
 
 @pytest.mark.parametrize(
-  "anchor, match",
+  "anchor, path",
   [
-    ({"w": PARAMS["w"]}, f"anchor has {MISMATCH} .*missing \\['b'\\]"),
-    (
-      {**PARAMS, "c": jnp.ones(1)},
-      f"anchor has {MISMATCH} .*unexpected \\['c'\\]",
-    ),
-    (
-      {"w": jnp.ones((2, 3)), "b": PARAMS["b"]},
-      "anchor\\['w'\\] has shape \\(2, 3\\), but the optimizer state was"
-      " initialized with shape \\(2, 2\\) there",
-    ),
+    ({"w": PARAMS["w"]}, "['b']"),
+    ({**PARAMS, "c": jnp.ones(1)}, "['c']"),
+    ({"w": jnp.ones((2, 3)), "b": PARAMS["b"]}, "['w']"),
   ],
+  ids=["missing", "extra", "shape"],
 )
-def test_set_anchor_refuses_an_unlike_tree(anchor, match):
+@pytest.mark.parametrize(
+  "helper, name",
+  [(optax_prox.set_anchor, "anchor"), (optax_prox.anchor_distance, "params")],
+)
+def test_a_tree_unlike_the_params_is_refused_naming_the_path(
+  helper, name, anchor, path
+):
   state = optax_prox.trsgd(0.1).init(PARAMS)
-  with pytest.raises(ValueError, match=match):
-    optax_prox.set_anchor(state, anchor)
+  with raises_naming(ValueError, name, path):
+    helper(state, anchor)
 
 
 def test_set_anchor_casts_to_the_stored_dtype():
@@ -207,12 +196,6 @@ def test_set_anchor_casts_to_the_stored_dtype():
   state = optax_prox.set_anchor(tx.init(PARAMS), PARAMS)
   for leaf in jax.tree.leaves(optax.tree.get(state, "anchor")):
     assert leaf.dtype == jnp.bfloat16
-
-
-def test_anchor_distance_names_a_params_tree_without_an_anchored_leaf():
-  state = optax_prox.trsgd(0.1).init(PARAMS)
-  with pytest.raises(ValueError, match=f"params has {MISMATCH} .*missing"):
-    optax_prox.anchor_distance(state, {"w": PARAMS["w"]})
 
 
 class ConvNet(nnx.Module):
@@ -226,34 +209,18 @@ class ConvNet(nnx.Module):
     return self.norm(self.linear(x))
 
 
-NNX_MISTAKES = {
-  "a model": (
-    lambda model: model,
-    TypeError,
-    "is a flax.nnx ConvNet, not a tree of arrays: pass its parameters,"
-    " `nnx.state\\(model, nnx.Param\\)`",
-  ),
-  "batch statistics": (
-    nnx.state,
-    ValueError,
-    "unexpected \\['norm'\\]\\['mean'\\].* not parameters \\(BatchStat\\):"
-    " pass `nnx.state\\(model, nnx.Param\\)`",
-  ),
-}
-
-
 @pytest.mark.parametrize(
   "helper", [optax_prox.set_anchor, optax_prox.anchor_distance]
 )
 @pytest.mark.parametrize(
-  "mistake, error, match", NNX_MISTAKES.values(), ids=NNX_MISTAKES
+  "mistake", [lambda model: model, nnx.state], ids=["model", "whole-state"]
 )
-def test_helpers_given_more_than_nnx_params_say_what_to_pass(
-  helper, mistake, error, match
-):
+def test_helpers_given_batch_statistics_name_them(helper, mistake):
+  # The anchor holds the params alone (BatchNorm's scale and bias among
+  # them), never the running statistics.
   model = ConvNet(nnx.Rngs(0))
   state = nnx.Optimizer(model, optax_prox.trsgd(0.1), wrt=nnx.Param).opt_state
-  with pytest.raises(error, match=match):
+  with raises_naming(ValueError, "['norm']['mean']", "nnx.Param"):
     helper(state, mistake(model))
   helper(state, nnx.state(model, nnx.Param))  # what the message asks for
 
@@ -262,38 +229,113 @@ def test_helpers_given_more_than_nnx_params_say_what_to_pass(
 def test_helpers_given_an_nnx_optimizer_ask_for_its_opt_state(helper, args):
   model = nnx.Linear(2, 3, rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(model, optax_prox.trsgd(0.1), wrt=nnx.Param)
-  with pytest.raises(
-    TypeError,
-    match="opt_state is a flax.nnx Optimizer, not a tree of arrays: pass the"
-    " optimizer's state, `optimizer.opt_state`, and assign the result",
-  ):
+  with raises_naming(TypeError, "opt_state", "optimizer.opt_state"):
     helper(optimizer, *args)
 
 
-def test_anchor_distance_is_zero_when_the_next_update_takes_a_new_anchor():
+# ------------------------------------------------------------ the drift ----
+
+
+def test_anchor_distance_is_the_drift_of_the_last_updates_inner_loop():
   tx = optax_prox.trsgd(0.1, period=2)
   update = jax.jit(tx.update)
   params, state = PARAMS, tx.init(PARAMS)
-  distances = [optax_prox.anchor_distance(state, params)]  # at init
-  for _ in range(3):
+  distances = [optax_prox.anchor_distance(state, params)]  # no update yet
+  expected = [0.0]
+  for _ in range(4):
     updates, state = update(GRADS, state, params)
     params = optax.apply_updates(params, updates)
     distances.append(optax_prox.anchor_distance(state, params))
+    anchor = optax.tree.get(state, "anchor")
+    expected.append(optax.tree.norm(optax.tree.sub(params, anchor)))
+  np.testing.assert_allclose(distances, expected, rtol=1e-6)
+  # Largest at each inner loop's end (after updates 2 and 4), not 0 there.
+  assert 0 < distances[1] < distances[2] and 0 < distances[3] < distances[4]
+  # A restart keeps the last loop's anchor until the next update.
   restarted = optax_prox.restart_inner_loop(state)
-  distances.append(optax_prox.anchor_distance(restarted, params))
-  # After 0 updates, a new anchor is due; after 1, one step from it; after
-  # 2 (the inner loop's end), a new anchor is due; after 3, one step; then
-  # the restart makes a new anchor due.
-  expected_nonzero = [False, True, False, True, False]
-  assert [bool(d > 0) for d in distances] == expected_nonzero, distances
   np.testing.assert_array_equal(
-    [d for d, nonzero in zip(distances, expected_nonzero) if not nonzero], 0
+    optax_prox.anchor_distance(restarted, params), distances[-1]
   )
-  # In the middle of an inner loop it is the norm of w - a, measured.
-  anchor = optax.tree.get(state, "anchor")
+
+
+def test_anchor_distance_counts_complex_params_by_modulus():
+  tx = optax.chain(
+    optax_prox.proximal_regularize(0.1, period=None), optax.sgd(0.1)
+  )
+  params = {"z": jnp.full(3, 1 + 1j, jnp.complex64)}
+  state = optax_prox.set_anchor(tx.init(params), {"z": jnp.zeros(3)})
   np.testing.assert_allclose(
-    distances[3], optax.tree.norm(optax.tree.sub(params, anchor)), rtol=1e-6
+    optax_prox.anchor_distance(state, params), np.sqrt(6.0), rtol=1e-6
   )
+
+
+def proximal_states(state):
+  """The proximal states in ``state``, in order."""
+  is_proximal = lambda node: isinstance(
+    node, optax_prox.ProximalRegularizeState
+  )
+  return [
+    n for n in jax.tree.leaves(state, is_leaf=is_proximal) if is_proximal(n)
+  ]
+
+
+def test_helpers_act_on_every_proximal_state_of_a_multi_transform():
+  # Two groups, each its own TRSGD: the helpers treat both alike.
+  tx = optax.multi_transform(
+    {
+      "body": optax_prox.trsgd(0.1, period=3),
+      "head": optax_prox.trsgd(0.01, period=5),
+    },
+    {"w": "body", "b": "head"},
+  )
+  state = tx.init(PARAMS)
+  target = jax.tree.map(lambda p: p + 1.0, PARAMS)
+  state = optax_prox.set_anchor(state, target)
+  body, head = proximal_states(state)
+  np.testing.assert_array_equal(body.anchor["w"], target["w"])
+  np.testing.assert_array_equal(head.anchor["b"], target["b"])
+  # Every anchored leaf, of either group, is 1 away in each entry.
+  size = sum(p.size for p in jax.tree.leaves(PARAMS))
+  np.testing.assert_allclose(
+    optax_prox.anchor_distance(state, PARAMS), np.sqrt(size), rtol=1e-6
+  )
+  restarted = optax_prox.restart_inner_loop(state)
+  assert [int(s.position) for s in proximal_states(restarted)] == [-1, -1]
+
+
+# ------------------------------------------------------------- donation ----
+
+
+@pytest.mark.parametrize(
+  "tx",
+  [
+    optax.chain(
+      optax_prox.proximal_regularize(0.5, period=None), optax.sgd(0.1)
+    ),
+    optax_prox.tradam(0.01, period=3),
+  ],
+  ids=["l2-sp", "tradam"],
+)
+def test_nnx_jit_donates_a_model_and_its_optimizer_anchored_at_it(tx):
+  model = ConvNet(nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+  optimizer.opt_state = optax_prox.set_anchor(
+    optimizer.opt_state, nnx.state(model, nnx.Param)
+  )
+  x = jax.random.normal(jax.random.key(0), (4, 2))
+
+  @nnx.jit(donate_argnums=(0, 1))
+  def train_step(model, optimizer):
+    grads = nnx.grad(lambda m: jnp.mean(m(x) ** 2))(model)
+    optimizer.update(model, grads)
+
+  before = jax.tree.map(jnp.copy, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  for _ in range(3):
+    train_step(model, optimizer)
+  after = nnx.state(model, nnx.Param)
+  distance = optax_prox.anchor_distance(optimizer.opt_state, after)
+  moved = optax.tree.norm(optax.tree.sub(nnx.to_pure_dict(after), before))
+  assert float(distance) > 0 and float(moved) > 0
 
 
 def test_helpers_return_a_new_state_and_leave_theirs_alone():
@@ -324,7 +366,8 @@ def test_named_counters_survive_jit_orbax_and_optax_tree_get(tmp_path):
     params = optax.apply_updates(params, updates)
   proximal = state.proximal
   assert isinstance(proximal, optax_prox.ProximalRegularizeState)
-  assert proximal._fields == ("anchor", "step", "position")
+  assert proximal._fields == ("anchor", "step", "position", "importance")
+  assert proximal.importance is None  # unweighted: no leaves, no cost
   for name, value in [("step", 4), ("position", 1)]:
     counter = optax.tree.get(state, name)
     assert counter.shape == () and counter.dtype == jnp.int32, counter
@@ -398,42 +441,6 @@ def test_fedprox_clients_and_server_match_numpy():
   np.testing.assert_allclose(global_w, expected, rtol=1e-5)
 
 
-# ------------------------------------------------ whole top-level entries ----
-
-BODY_AND_HEAD = {
-  "body": {"conv": jnp.ones((3, 2)), "bias": jnp.ones(2)},
-  "head": {"w": jnp.ones((2, 4))},
-}
-
-
-@pytest.mark.parametrize(
-  "anchor, match",
-  [
-    (
-      BODY_AND_HEAD["body"],
-      "It looks like the params' \\['body'\\] subtree alone: pass the whole"
-      " tree, whose top-level entries are \\['body'\\], \\['head'\\]",
-    ),
-    (
-      {"body": BODY_AND_HEAD["body"]},
-      "It lacks the whole top-level entries \\['head'\\]\\.",
-    ),
-    (
-      {"body": BODY_AND_HEAD["body"], "heads": BODY_AND_HEAD["head"]},
-      "It lacks the whole top-level entries \\['head'\\] and has top-level"
-      " entries the params lack, \\['heads'\\]",
-    ),
-  ],
-  ids=["subtree", "missing-entry", "renamed-entry"],
-)
-def test_a_tree_missing_whole_top_level_entries_is_named(anchor, match):
-  state = optax_prox.trsgd(0.1).init(BODY_AND_HEAD)
-  with pytest.raises(ValueError, match=match):
-    optax_prox.set_anchor(state, anchor)
-  with pytest.raises(ValueError, match=match.replace("anchor", "params")):
-    optax_prox.anchor_distance(state, anchor)
-
-
 # ----------------------------------------------- a stack of client states ----
 
 TX = optax.chain(
@@ -448,62 +455,49 @@ SERVER = {"w": jnp.zeros(3)}
 def stacked_states():
   """Four client states, one per row of CLIENTS, anchored at SERVER."""
   states = jax.vmap(TX.init)(CLIENTS)
-  return optax_prox.set_anchor(states, SERVER)
+  return jax.vmap(optax_prox.set_anchor, in_axes=(0, None))(states, SERVER)
 
 
-def test_anchor_distance_of_stacked_states_is_one_per_client():
+@EVERY_HELPER
+def test_a_stack_of_states_outside_vmap_shows_the_vmap_line(helper, args):
+  # Stacked states beside unstacked params would broadcast silently.
+  states = jax.vmap(TX.init)(CLIENTS)
+  with raises_naming(
+    ValueError, "opt_state", f"jax.vmap(optax_prox.{helper.__name__}"
+  ):
+    helper(states, *({"w": jnp.zeros(3)} for _ in args))
+
+
+def test_anchor_distance_under_vmap_is_one_per_client():
   states = stacked_states()
-  # A state set by set_anchor pulls toward that anchor, at position 0.
-  distances = optax_prox.anchor_distance(states, CLIENTS)
-  expected = np.sqrt(3.0) * np.arange(4.0)
-  np.testing.assert_allclose(distances, expected, rtol=1e-6)
-  # The same as each client's own distance, inside jax.vmap or alone.
-  inside = jax.vmap(optax_prox.anchor_distance)(states, CLIENTS)
-  chex.assert_trees_all_close(distances, inside, rtol=1e-6)
-  one = jax.tree.map(lambda leaf: leaf[2], states)
-  client = jax.tree.map(lambda leaf: leaf[2], CLIENTS)
-  np.testing.assert_allclose(
-    optax_prox.anchor_distance(one, client), expected[2], rtol=1e-6
-  )
+  distances = jax.vmap(optax_prox.anchor_distance)(states, CLIENTS)
+  np.testing.assert_allclose(distances, np.sqrt(3.0) * np.arange(4.0))
   # One params tree for every client: each client's anchor against it.
-  to_server = optax_prox.anchor_distance(states, SERVER)
+  to_server = jax.vmap(optax_prox.anchor_distance, in_axes=(0, None))(
+    states, SERVER
+  )
   np.testing.assert_array_equal(to_server, np.zeros(4))
 
 
-def test_set_anchor_on_stacked_states_broadcasts_or_sets_per_client():
+def test_set_anchor_under_vmap_sets_one_for_all_or_one_each():
   states = jax.vmap(TX.init)(CLIENTS)
-  broadcast = optax_prox.set_anchor(states, SERVER)
-  chex.assert_trees_all_equal(
-    optax.tree.get(broadcast, "anchor"), {"w": jnp.zeros((4, 3))}
-  )
-  own = optax_prox.set_anchor(states, CLIENTS)
-  chex.assert_trees_all_equal(optax.tree.get(own, "anchor"), CLIENTS)
-  np.testing.assert_array_equal(
-    optax.tree.get(own, "position"), np.zeros(4, np.int32)
-  )
-  chex.assert_trees_all_equal(
-    own, jax.vmap(optax_prox.set_anchor)(states, CLIENTS)
-  )
-  with pytest.raises(
-    ValueError,
-    match="anchor\\['w'\\] has shape \\(2,\\), but the optimizer state was"
-    " initialized with shape \\(4, 3\\) \\(or \\(3,\\), one state's\\)",
-  ):
-    optax_prox.set_anchor(states, {"w": jnp.zeros(2)})
+  for anchor, in_axes, expected in [
+    (SERVER, (0, None), {"w": jnp.zeros((4, 3))}),
+    (CLIENTS, (0, 0), CLIENTS),
+  ]:
+    new = jax.vmap(optax_prox.set_anchor, in_axes=in_axes)(states, anchor)
+    chex.assert_trees_all_equal(optax.tree.get(new, "anchor"), expected)
+    np.testing.assert_array_equal(
+      optax.tree.get(new, "position"), np.zeros(4, np.int32)
+    )
 
 
-def test_restart_inner_loop_restarts_every_client():
+def test_restart_inner_loop_under_vmap_restarts_every_client():
   states = stacked_states()
   _, states = jax.vmap(TX.update)(CLIENTS, states, CLIENTS)
-  restarted = optax_prox.restart_inner_loop(states)
-  chex.assert_trees_all_equal(
-    restarted, jax.vmap(optax_prox.restart_inner_loop)(states)
-  )
+  restarted = jax.vmap(optax_prox.restart_inner_loop)(states)
   np.testing.assert_array_equal(
     optax.tree.get(restarted, "position"), np.full(4, -1, np.int32)
-  )
-  np.testing.assert_array_equal(
-    optax_prox.anchor_distance(restarted, CLIENTS), np.zeros(4)
   )
 
 
@@ -514,20 +508,59 @@ def test_fedprox_clients_in_one_vmapped_round_match_one_by_one():
   server = {"w": jnp.asarray([0.5, 0.5, 0.5])}
 
   def local_training(state, target):
+    state = optax_prox.set_anchor(state, server)
     w = server
     for _ in range(5):
       grads = jax.tree.map(jnp.subtract, w, target)
       updates, state = TX.update(grads, state, w)
       w = optax.apply_updates(w, updates)
-    return w, state
+    return w, optax_prox.anchor_distance(state, w)
 
-  states = optax_prox.set_anchor(jax.vmap(TX.init)(targets), server)
-  finals, states = jax.jit(jax.vmap(local_training))(states, targets)
+  states = jax.vmap(TX.init)(targets)
+  finals, distances = jax.jit(jax.vmap(local_training))(states, targets)
   for client in range(2):
-    one = optax_prox.set_anchor(TX.init(server), server)
-    w, _ = local_training(one, {"w": targets["w"][client]})
+    w, _ = local_training(TX.init(server), {"w": targets["w"][client]})
     chex.assert_trees_all_close(w, {"w": finals["w"][client]}, rtol=1e-6)
   # The per-client distances are those of the clients' own models.
-  distances = optax_prox.anchor_distance(states, finals)
   drift = jnp.linalg.norm(finals["w"] - server["w"][None], axis=1)
   np.testing.assert_allclose(distances, drift, rtol=1e-6)
+
+
+WEIGHTED = optax.chain(
+  optax_prox.proximal_regularize(1.0, None, weighted=True), optax.sgd(0.1)
+)
+TREE = {"w": jnp.ones(2), "b": jnp.ones(1)}
+
+
+@pytest.mark.parametrize(
+  ("importance", "names"),
+  [
+    ({"w": jnp.ones(2)}, ("importance", "['b']", "lacks")),
+    ({"w": jnp.ones(3), "b": jnp.ones(1)}, ("importance", "['w']", "(3,)")),
+    (
+      {"w": jnp.array([1.0, -1.0]), "b": jnp.ones(1)},
+      ("importance", "['w']", ">= 0"),
+    ),
+    (
+      {"w": jnp.ones(2), "b": jnp.array([jnp.nan])},
+      ("importance", "['b']", "finite"),
+    ),
+  ],
+)
+def test_a_bad_importance_is_refused_naming_it_and_the_path(importance, names):
+  state = WEIGHTED.init(TREE)
+  with raises_naming(ValueError, *names):
+    optax_prox.set_anchor(state, TREE, importance=importance)
+
+
+def test_importance_for_an_unweighted_pull_asks_for_weighted_true():
+  tx = optax_prox.proximal_regularize(1.0, None)
+  with raises_naming(ValueError, "importance", "weighted=True"):
+    optax_prox.set_anchor(tx.init(TREE), TREE, importance=TREE)
+
+
+def test_set_anchor_keeps_the_importance_unless_given_one():
+  importance = {"w": jnp.array([0.0, 2.0]), "b": jnp.array([3.0])}
+  state = optax_prox.set_anchor(WEIGHTED.init(TREE), TREE, importance)
+  state = optax_prox.set_anchor(state, TREE)
+  chex.assert_trees_all_equal(optax.tree.get(state, "importance"), importance)

@@ -1,7 +1,5 @@
 """TRSGD and TRAdam against the published update rules (tests/reference.py)."""
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -124,24 +122,6 @@ def test_lambda_w_may_be_a_schedule(factory, hyperparameters):
   # And the schedule matters: a constant lambda_w gives another trajectory.
   constant = run_ours(factory(lr, period=5, lambda_w=0.002, **hyperparameters))
   assert not np.allclose(constant[-1], ours[-1], rtol=1e-3)
-
-
-@pytest.mark.optax_not_strict
-def test_trajectory_regularized_around_sgd_is_trsgd():
-  lr = scaled(STEP_DECAY, 0.1)
-  sgd = functools.partial(optax.sgd, momentum=0.9)
-  ours = run_ours(
-    optax_prox.trajectory_regularized(sgd, lr, period=6, weight_decay=1e-3)
-  )
-  theirs = reference.trsgd(
-    helpers.numpy_grad,
-    helpers.W0,
-    lr.python,
-    STEPS,
-    period=6,
-    weight_decay=1e-3,
-  )
-  assert_trajectories_close(ours, theirs)
 
 
 def test_the_pull_per_step_does_not_change_when_the_rate_decays():

@@ -1,8 +1,13 @@
-"""Bad input fails at construction or first call, naming the argument."""
+"""Bad input fails at construction or first call, naming the argument.
 
+Each test pins the error's type and what the message must name (the
+argument, the path that differs), not the sentence around them.
+"""
+
+import collections
 import functools
 
-import chex
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,97 +16,107 @@ import pytest
 
 import optax_prox
 from tests import helpers
+from tests.helpers import raises_naming
+
+PERIOD_FACTORIES = {
+  "proximal_regularize": lambda period: optax_prox.proximal_regularize(
+    1.0, period
+  ),
+  "inner_loop_schedule": lambda period: optax_prox.inner_loop_schedule(
+    0.1, period
+  ),
+  "trsgd": lambda period: optax_prox.trsgd(0.1, period=period),
+  "tradam": lambda period: optax_prox.tradam(0.1, period=period),
+}
 
 
 @pytest.mark.parametrize(
-  "period, error, match",
+  "period, error",
   [
-    (0, ValueError, "period must be >= 1"),
-    (-3, ValueError, "period must be >= 1"),
-    (2.5, TypeError, "period must be a Python int"),
-    (True, TypeError, "period must be a Python int"),
-    ("10", TypeError, "period must be a Python int"),
-    (jnp.asarray(3), TypeError, "static_args=\\('period',\\)"),
-    (2**31, ValueError, "period must be at most 2\\*\\*31 - 1"),
+    (0, ValueError),
+    (-3, ValueError),
+    (2**31, ValueError),
+    (2.5, TypeError),
+    (True, TypeError),
+    ("10", TypeError),
+    (jnp.asarray(3), TypeError),  # a traced one would come from a jit
   ],
 )
 @pytest.mark.parametrize(
-  "factory",
-  [
-    lambda period: optax_prox.proximal_regularize(1.0, period),
-    lambda period: optax_prox.inner_loop_schedule(0.1, period),
-    lambda period: optax_prox.trsgd(0.1, period=period),
-    lambda period: optax_prox.tradam(0.1, period=period),
-  ],
-  ids=["proximal_regularize", "inner_loop_schedule", "trsgd", "tradam"],
+  "factory", PERIOD_FACTORIES.values(), ids=PERIOD_FACTORIES
 )
-def test_bad_period(factory, period, error, match):
-  with pytest.raises(error, match=match):
+def test_bad_period(factory, period, error):
+  with raises_naming(error, "period"):
     factory(period)
 
 
-def test_numpy_integer_period_is_accepted():
-  tx = optax.chain(
-    optax_prox.proximal_regularize(1.0, np.int64(4)), optax.sgd(1.0)
-  )
-  params = jnp.ones(1)
-  updates, _ = tx.update(jnp.zeros(1), tx.init(params), params)
-  assert updates.shape == (1,)
+def test_the_longest_and_numpy_integer_periods_are_accepted():
+  for period in (np.int64(4), 2**31 - 1):
+    tx = optax.chain(
+      optax_prox.proximal_regularize(1.0, period), optax.sgd(1.0)
+    )
+    params = jnp.ones(1)
+    updates, _ = tx.update(jnp.zeros(1), tx.init(params), params)
+    assert updates.shape == (1,)
 
 
 @pytest.mark.parametrize("factory", [optax_prox.trsgd, optax_prox.tradam])
 def test_trajectory_regularized_needs_an_int_period(factory):
-  with pytest.raises(
-    TypeError, match="proximal_regularize\\(strength, period=None\\)"
-  ):
+  # None is proximal_regularize's fixed anchor; TR restarts its step size.
+  with raises_naming(TypeError, "period"):
     factory(0.1, period=None)
 
 
 def test_proximal_regularize_needs_period_spelled_out():
   # None (a fixed anchor, L2-SP) must be asked for: a forgotten period must
   # not silently turn TR's refreshed anchor into a fixed one.
-  with pytest.raises(TypeError, match="missing 1 required .*'period'"):
+  with raises_naming(TypeError, "period"):
     optax_prox.proximal_regularize(1.0)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
-  "optimizer, match",
-  [
-    (optax.adam(1e-3), "Pass `optax.adam`, not `optax.adam\\(1e-3\\)`"),
-    (0.9, "optimizer must be an optax optimizer factory.* got 0.9"),
-  ],
-  ids=["instance", "number"],
+  "optimizer", [optax.adam(1e-3), 0.9], ids=["instance", "number"]
 )
-def test_trajectory_regularized_needs_a_factory(optimizer, match):
-  with pytest.raises(TypeError, match=match):
+def test_trajectory_regularized_needs_a_factory(optimizer):
+  with raises_naming(TypeError, "optimizer"):
     optax_prox.trajectory_regularized(optimizer, 1e-3)
 
 
+def test_a_factory_without_a_learning_rate_keyword_fails_in_python():
+  # optax.scale_by_adam(0.1) would take the step size as b1 and point the
+  # updates uphill; called by keyword, Python refuses it.
+  tx = optax_prox.trajectory_regularized(optax.scale_by_adam, 0.1)
+  with raises_naming(TypeError, "learning_rate"):
+    tx.init(jnp.ones(2))
+
+
+def test_a_keyword_the_optimizer_does_not_take_is_named():
+  tx = optax_prox.trajectory_regularized(optax.sgd, 0.1, momentun=0.9)
+  with raises_naming(TypeError, "momentun"):
+    tx.init(jnp.ones(2))
+
+
+def test_a_partial_that_fixes_the_learning_rate_is_refused():
+  adam = functools.partial(optax.adam, learning_rate=1e-3)
+  with raises_naming(TypeError, "optimizer", "learning_rate"):
+    optax_prox.trajectory_regularized(adam, 1e-3)
+
+
 def test_nesterov_without_momentum_is_refused():
-  with pytest.raises(ValueError, match="nesterov=True needs a momentum"):
+  with raises_naming(ValueError, "nesterov", "momentum"):
     optax_prox.trsgd(0.1, momentum=None, nesterov=True)
-
-
-def test_a_negative_lambda_w_schedule_is_refused_at_construction():
-  with pytest.raises(
-    ValueError,
-    match="lambda_w must be a finite number >= 0, got -0.5 at step 0",
-  ):
-    optax_prox.trsgd(0.1, lambda_w=lambda k: jnp.asarray(-0.5))
 
 
 @pytest.mark.parametrize(
   "strength", [-0.1, float("nan"), float("inf"), lambda k: jnp.asarray(-1.0)]
 )
 def test_bad_strength(strength):
-  with pytest.raises(ValueError, match="strength must be a finite number"):
+  with raises_naming(ValueError, "strength"):
     optax_prox.proximal_regularize(strength, 3)
 
 
 def test_non_scalar_strength():
-  with pytest.raises(
-    TypeError, match="strength must be a real scalar, got Array"
-  ):
+  with raises_naming(TypeError, "strength"):
     optax_prox.proximal_regularize(jnp.ones(2), 3)
 
 
@@ -111,201 +126,29 @@ def test_non_scalar_strength():
   [
     ("lambda_w", -1e-3),
     ("lambda_w", float("nan")),
+    ("lambda_w", lambda k: jnp.asarray(-0.5)),
     ("weight_decay", -1e-4),
     ("learning_rate", -0.1),
   ],
 )
 def test_bad_coupled_hyperparameters(factory, name, value):
-  kwargs = {"learning_rate": 0.1, name: value}
-  with pytest.raises(ValueError, match=f"{name} must be a finite number"):
-    factory(**kwargs)
-
-
-@pytest.mark.parametrize("name, value", [("momentum", 1.0), ("momentum", -0.1)])
-def test_bad_momentum(name, value):
-  with pytest.raises(ValueError, match="momentum must lie in \\[0, 1\\)"):
-    optax_prox.trsgd(0.1, **{name: value})
-
-
-@pytest.mark.parametrize("name", ["b1", "b2"])
-def test_bad_adam_betas(name):
-  with pytest.raises(ValueError, match=f"{name} must lie in \\[0, 1\\)"):
-    optax_prox.tradam(1e-3, **{name: 1.5})
-
-
-def test_warmup_from_zero_needs_an_explicit_lambda_w():
-  warmup = helpers.Piecewise([0.0, 0.1], [5])
-  with pytest.raises(ValueError, match="Pass lambda_w explicitly"):
-    optax_prox.trsgd(warmup)
-  optax_prox.trsgd(warmup, lambda_w=0.01)  # explicit: fine
-
-
-def test_integer_anchor_dtype():
-  with pytest.raises(TypeError, match="anchor_dtype must be a floating"):
-    optax_prox.proximal_regularize(1.0, 3, anchor_dtype=jnp.int32)
+  with raises_naming(ValueError, name):
+    factory(**{"learning_rate": 0.1, name: value})
 
 
 @pytest.mark.parametrize(
-  "tx",
+  "factory, name, value",
   [
-    optax_prox.proximal_regularize(1.0, 3),
-    optax_prox.trsgd(0.1),
-    optax.chain(optax_prox.proximal_regularize(1.0, 3), optax.lion(1e-3)),
-  ],
-  ids=["proximal_regularize", "trsgd", "chain"],
-)
-def test_update_without_params_says_how_to_pass_them(tx):
-  state = tx.init(jnp.ones(2))
-  with pytest.raises(ValueError, match="tx.update\\(grads, state, params\\)"):
-    tx.update(jnp.ones(2), state)
-
-
-OPTIMIZERS = {
-  "proximal_regularize": lambda: optax.chain(
-    optax_prox.proximal_regularize(1.0, 3), optax.sgd(0.1)
-  ),
-  "trsgd": lambda: optax_prox.trsgd(0.1, period=3),
-  "tradam": lambda: optax_prox.tradam(0.1, period=3),
-}
-PARAMS = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
-
-
-@pytest.mark.parametrize("make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS)
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize(
-  "name, changed, match",
-  [
-    (
-      "params",
-      {"w": jnp.ones((2, 3))},
-      "params has a different tree .*missing \\['b'\\]",
-    ),
-    (
-      "params",
-      {"w": jnp.ones((2, 3)), "b": jnp.ones(3), "c": jnp.ones(1)},
-      "params has a different tree .*unexpected \\['c'\\]",
-    ),
-    (
-      "params",
-      {"w": jnp.ones((3, 2)), "b": jnp.ones(3)},
-      "params\\['w'\\] has shape \\(3, 2\\), but the optimizer state was"
-      " initialized with shape \\(2, 3\\)",
-    ),
-    (
-      "updates",
-      {"w": jnp.ones((2, 3)), "b": jnp.ones(4)},
-      "updates\\['b'\\] has shape \\(4,\\)",
-    ),
-    (
-      "updates",
-      [jnp.ones((2, 3)), jnp.ones(3)],
-      "updates has a different tree",
-    ),
-  ],
-  ids=[
-    "params-missing-leaf",
-    "params-extra-leaf",
-    "params-shape",
-    "grads-shape",
-    "grads-tree",
+    (optax_prox.trsgd, "momentum", 1.0),
+    (optax_prox.trsgd, "momentum", -0.1),
+    (optax_prox.tradam, "b1", 1.5),
+    (optax_prox.tradam, "b2", 1.0),
+    (optax_prox.tradam, "eps", -1e-8),
   ],
 )
-def test_params_or_grads_unlike_the_state_get_our_message(
-  make_tx, jit, name, changed, match
-):
-  tx = make_tx()
-  state = tx.init(PARAMS)
-  grads, params = (changed, PARAMS) if name == "updates" else (PARAMS, changed)
-  update = jax.jit(tx.update) if jit else tx.update
-  with pytest.raises(ValueError, match=match):
-    update(grads, state, params)
-
-
-def test_float16_params_with_tradams_default_eps_fail_at_init():
-  tx = optax_prox.tradam(1e-3)
-  params = {"w": jnp.ones(3, jnp.float16), "b": jnp.ones(3)}
-  with pytest.raises(
-    ValueError,
-    match="eps=1e-08 is below float16's smallest"
-    " normal number .* Pass eps=1e-4",
-  ):
-    tx.init(params)
-
-
-def test_float16_params_with_tradams_suggested_eps_stay_finite():
-  tx = optax_prox.tradam(1e-3, eps=1e-4)
-  w = jnp.asarray([1.0, -2.0, 0.5], jnp.float16)
-  state = tx.init(w)
-  for grads in [
-    jnp.asarray([1e-6, 0.0, 3e-5]),
-    jnp.asarray([0.0, 0.0, 0.0]),
-    jnp.asarray([2.0, -1e-7, 1e-3]),
-  ]:
-    updates, state = tx.update(grads.astype(jnp.float16), state, w)
-    assert updates.dtype == jnp.float16
-    assert bool(jnp.all(jnp.isfinite(updates))), updates
-    w = optax.apply_updates(w, updates)
-
-
-def test_a_transformation_without_a_learning_rate_is_refused():
-  # optax.scale_by_adam(0.1) would take the step size as b1 and point the
-  # updates uphill.
-  with pytest.raises(
-    TypeError,
-    match="the first parameter of scale_by_adam is 'b1', not the learning"
-    " rate.* such as optax.adam instead",
-  ):
-    optax_prox.trajectory_regularized(optax.scale_by_adam, 0.1)
-
-
-def test_a_partial_that_fixes_the_learning_rate_is_refused():
-  adam = functools.partial(optax.adam, learning_rate=1e-3)
-  with pytest.raises(TypeError, match="takes no positional argument"):
-    optax_prox.trajectory_regularized(adam, 1e-3)
-
-
-@pytest.mark.parametrize(
-  "factory",
-  [
-    lambda lr: optax.sgd(lr),
-    lambda step_size, momentum=0.5: optax.sgd(step_size, momentum),
-    functools.partial(optax.sgd, momentum=0.5),
-  ],
-  ids=["lr", "step_size", "partial"],
-)
-def test_factories_that_take_the_learning_rate_first_are_accepted(factory):
-  tx = optax_prox.trajectory_regularized(factory, 0.1)
-  params = jnp.ones(2)
-  updates, _ = tx.update(jnp.ones(2), tx.init(params), params)
-  chex.assert_trees_all_close(updates, -0.1 * jnp.ones(2))
-
-
-def test_keyword_arguments_are_passed_on_to_the_optimizer():
-  forwarded = optax_prox.trajectory_regularized(
-    optax.sgd, 0.1, period=3, momentum=0.9, nesterov=True
-  )
-  partial = optax_prox.trajectory_regularized(
-    functools.partial(optax.sgd, momentum=0.9, nesterov=True), 0.1, period=3
-  )
-  trajectories = [
-    helpers.run(tx, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)[0]
-    for tx in (forwarded, partial)
-  ]
-  chex.assert_trees_all_equal(*trajectories)
-  # ...and really reach it: without momentum the run differs.
-  plain = optax_prox.trajectory_regularized(optax.sgd, 0.1, period=3)
-  other = helpers.run(plain, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)
-  assert not np.allclose(other[0][-1], trajectories[0][-1])
-
-
-def test_a_keyword_the_optimizer_does_not_take_is_named():
-  with pytest.raises(
-    TypeError,
-    match="passes momentun on to the optimizer, but sgd takes no such"
-    " argument \\(it takes accumulator_dtype, learning_rate, momentum,"
-    " nesterov\\)",
-  ):
-    optax_prox.trajectory_regularized(optax.sgd, 0.1, momentun=0.9)
+def test_bad_decay_rates(factory, name, value):
+  with raises_naming(ValueError, name):
+    factory(0.1, **{name: value})
 
 
 @pytest.mark.parametrize(
@@ -318,45 +161,104 @@ def test_a_keyword_the_optimizer_does_not_take_is_named():
   ],
 )
 def test_a_schedule_where_a_float_is_due_is_named(factory, name):
-  schedule = optax.constant_schedule(0.5)
-  with pytest.raises(
-    TypeError,
-    match=f"{name} must be a real scalar, not a schedule.*"
-    "optax.inject_hyperparams",
-  ):
-    factory(0.1, **{name: schedule})
+  with raises_naming(TypeError, name):
+    factory(0.1, **{name: optax.constant_schedule(0.5)})
 
 
-def test_an_unknown_anchor_dtype_is_named():
-  with pytest.raises(TypeError, match="anchor_dtype must be a floating dtype"):
-    optax_prox.proximal_regularize(1.0, 3, anchor_dtype="half-ish")
+def test_warmup_from_zero_needs_an_explicit_lambda_w():
+  warmup = helpers.Piecewise([0.0, 0.1], [5])
+  with raises_naming(ValueError, "lambda_w"):
+    optax_prox.trsgd(warmup)
+  optax_prox.trsgd(warmup, lambda_w=0.01)  # explicit: fine
 
 
-@pytest.mark.parametrize("make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS)
+@pytest.mark.parametrize("anchor_dtype", [jnp.int32, "half-ish"])
+def test_anchor_dtype_must_be_floating(anchor_dtype):
+  with raises_naming(TypeError, "anchor_dtype"):
+    optax_prox.proximal_regularize(1.0, 3, anchor_dtype=anchor_dtype)
+
+
+def test_float16_params_with_tradams_default_eps_fail_at_init():
+  tx = optax_prox.tradam(1e-3)
+  with raises_naming(ValueError, "eps"):
+    tx.init({"w": jnp.ones(3, jnp.float16), "b": jnp.ones(3)})
+
+
+OPTIMIZERS = {
+  "proximal_regularize": lambda: optax.chain(
+    optax_prox.proximal_regularize(1.0, 3), optax.sgd(0.1)
+  ),
+  "trsgd": lambda: optax_prox.trsgd(0.1, period=3),
+  "tradam": lambda: optax_prox.tradam(0.1, period=3),
+  "lion": lambda: optax_prox.trajectory_regularized(optax.lion, 1e-3),
+}
+EVERY_OPTIMIZER = pytest.mark.parametrize(
+  "make_tx", OPTIMIZERS.values(), ids=OPTIMIZERS
+)
+PARAMS = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+
+
+@pytest.mark.optax_not_strict  # optax's lion
+@EVERY_OPTIMIZER
+def test_update_without_params_says_how_to_pass_them(make_tx):
+  tx = make_tx()
+  with raises_naming(ValueError, "params"):
+    tx.update(PARAMS, tx.init(PARAMS))
+
+
+@pytest.mark.optax_not_strict  # optax's lion
+@EVERY_OPTIMIZER
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize(
+  "name, changed, path",
+  [
+    ("params", {"w": jnp.ones((2, 3))}, "['b']"),
+    ("params", {**PARAMS, "c": jnp.ones(1)}, "['c']"),
+    ("params", {"w": jnp.ones((3, 2)), "b": jnp.ones(3)}, "['w']"),
+    ("updates", {"w": jnp.ones((2, 3)), "b": jnp.ones(4)}, "['b']"),
+    ("updates", [jnp.ones((2, 3)), jnp.ones(3)], "['b']"),
+  ],
+  ids=["missing", "extra", "shape", "grads-shape", "grads-tree"],
+)
+def test_params_or_grads_unlike_the_state_name_the_first_path(
+  make_tx, jit, name, changed, path
+):
+  tx = make_tx()
+  state = tx.init(PARAMS)
+  grads, params = (changed, PARAMS) if name == "updates" else (PARAMS, changed)
+  update = jax.jit(tx.update) if jit else tx.update
+  with raises_naming(ValueError, name, path):
+    update(grads, state, params)
+
+
+@pytest.mark.optax_not_strict  # optax's lion
+@EVERY_OPTIMIZER
 def test_a_stack_of_states_outside_vmap_is_refused(make_tx):
   tx = make_tx()
   stacked = jax.tree.map(lambda x: jnp.stack([x, x]), PARAMS)
   states = jax.vmap(tx.init)(stacked)
-  with pytest.raises(
-    ValueError,
-    match="tx.update got a stack of states \\(its counters have shape"
-    " \\(2,\\).* call it inside jax.vmap",
-  ):
+  with raises_naming(ValueError, "state", "jax.vmap(tx.update)"):
     tx.update(stacked, states, stacked)
   updates, _ = jax.vmap(tx.update)(stacked, states, stacked)  # the fix
-  chex.assert_trees_all_equal_shapes(updates, stacked)
+  assert jax.tree.map(jnp.shape, updates) == jax.tree.map(jnp.shape, stacked)
 
 
-def test_keyword_arguments_are_passed_on_under_inject_hyperparams():
-  injected = optax.inject_hyperparams(
-    functools.partial(optax_prox.trajectory_regularized, optax.sgd),
-    static_args=("period",),
-  )(0.1, period=3, momentum=0.9)
-  direct = optax_prox.trajectory_regularized(
-    optax.sgd, 0.1, period=3, momentum=0.9
-  )
-  runs = [
-    helpers.run(tx, lambda w, k: w + k, jnp.asarray([1.0, -2.0]), 5)[0]
-    for tx in (injected, direct)
-  ]
-  chex.assert_trees_all_close(*runs, rtol=1e-6)
+# A tree is compared with the anchor by its leaves' paths
+# (optax_prox/_paths.py), so the helpers take the same leaves in other
+# containers: the model's `nnx.state(model, nnx.Param)` for the anchor of
+# an `nnx.Optimizer`'s state, or a dict for it.
+@pytest.mark.parametrize(
+  "anchor",
+  [
+    collections.OrderedDict([("w", PARAMS["w"]), ("b", PARAMS["b"])]),
+    nnx.State({"w": nnx.Param(PARAMS["w"]), "b": nnx.Param(PARAMS["b"])}),
+  ],
+  ids=["ordered-dict", "nnx-state"],
+)
+def test_helpers_take_the_same_paths_in_other_containers(anchor):
+  tx = optax_prox.trsgd(0.1, period=3)
+  state = optax_prox.set_anchor(tx.init(PARAMS), anchor)
+  stored = optax.tree.get(state, "anchor")
+  assert jax.tree.structure(stored) == jax.tree.structure(PARAMS)
+  np.testing.assert_array_equal(stored["w"], PARAMS["w"])
+  assert float(optax_prox.anchor_distance(state, anchor)) == 0.0

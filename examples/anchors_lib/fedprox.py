@@ -1,389 +1,428 @@
-"""The design and the report of ``examples/federated_fedprox.py``.
+"""The FedProx story's design, picks, verdicts and page.
 
-The story trains; it hands back one record per run (a :class:`Config` and
-its server's metrics after every round). Here those records become the
-final-round tables, FedProx's picked ``mu`` (by validation accuracy, per
-seed set), the replicated verdicts that split FedProx's gain into the
-partial work and the pull, and the figure of accuracy and loss by round.
+``examples/federated_fedprox.py`` trains jobs (a setting, a seed, its
+runs); here they are made and their results become evidence, as the
+shared protocol does it (``examples/evidence.py``): **tune** every
+method's rate and FedProx's mu on validation over the tuning seeds;
+**plan** each setting's confirmation seeds by power from the tuning
+seeds' paired sd, up to a cap; **confirm** on fresh seeds, each with its
+own data; **compare**: the declared family (FedProx at its picked mu
+minus FedAvg, per synthetic data set and straggler fraction) with Holm,
+the rest secondary, and divergence counted as an outcome of its own.
 """
 
-from collections.abc import Sequence
 import dataclasses
-import functools
-from typing import Any, NamedTuple
+import json
+import os
+from typing import NamedTuple
 
-import numpy as np
+import matplotlib
 
-from examples.anchors_lib import output
-from examples.anchors_lib import verdicts
-from examples.study_lib import report as study_report
-from examples.study_lib import stats
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-MARGIN = 1.0  # points of test accuracy
-LAST_ROUNDS = 3  # "final": the mean over the last rounds, which oscillate
-DROP, AVERAGE = "FedAvg, drop", "FedAvg"
-BEST = "FedProx, best mu"
+from examples import evidence  # noqa: E402
+from examples import machine  # noqa: E402
+from examples.anchors_lib import synthetic  # noqa: E402
 
-Record = dict[str, Any]
+TEMPLATE = os.path.join(os.path.dirname(__file__), "fedprox.md.j2")
+CONFIRMATION_OFFSET = 1000  # the study's: confirmation seed i is 1000 + i
+LAST_ROUNDS = 3  # a "final" value: the mean over the last rounds
+LOSS_MARGIN = 0.05  # nats of final training loss, for the sign test
+FEDAVG = "FedAvg"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """A federation and how it trains (``model``: "linear" or "cnn")."""
+
+  name: str
+  model: str
+  alpha: float = 0.0  # the synthetic data's (alpha, beta) or IID
+  beta: float = 0.0
+  iid: bool = False
+  clients: int = 10  # sampled per round
+  local: int = 20  # epochs of a client that finishes (the digits: steps)
+  rounds: int = 30
+  rates: tuple[float, ...] = (0.01, 0.03, 0.1)  # the grid tuned
+
+  @property
+  def paper(self) -> bool:
+    return self.model == "linear"
 
 
 @dataclasses.dataclass(frozen=True)
 class Design:
-  """How much the story trains: the full run, or ``--quick``."""
+  """Everything the story trains, and the protocol's constants."""
 
-  seed_sets: dict[str, tuple[int, ...]]
-  local_steps: tuple[int, ...]
-  rounds: int
-  mus: tuple[float, ...]
+  settings: tuple[Setting, ...]
+  fractions: tuple[float, ...]  # of the sampled clients that straggle
+  mus: tuple[float, ...]  # FedProx's, 0 included
+  tuning_seeds: tuple[int, ...]
+  most_seeds: int  # the cap on confirmation seeds
+  least_seeds: int
+  margin: float = 1.0  # points of test accuracy, fixed before the run
 
 
 FULL = Design(
-  {"A": (0, 1, 2), "B": (3, 4, 5)}, (10, 40), 15, (0.001, 0.01, 0.1, 1.0)
+  (
+    Setting("synthetic(0, 0)", "linear"),
+    Setting("synthetic(0.5, 0.5)", "linear", 0.5, 0.5),
+    Setting("synthetic(1, 1)", "linear", 1.0, 1.0),
+    Setting("IID", "linear", iid=True, rates=(0.03, 0.1, 0.3)),
+    Setting("digits CNN", "cnn", local=10, rounds=10, rates=(0.2, 0.4, 0.8)),
+  ),
+  (0.0, 0.5, 0.9),
+  (0.0, 0.001, 0.01, 0.1, 1.0),
+  (0, 1, 2),
+  most_seeds=8,
+  least_seeds=3,
 )
-QUICK = Design({"A": (0,), "B": (1,)}, (4,), 2, (0.01, 1.0))
+QUICK = Design(
+  (
+    Setting("synthetic(1, 1)", "linear", 1.0, 1.0, local=2, rounds=3),
+    Setting("digits CNN", "cnn", local=2, rounds=2, rates=(0.2,)),
+  ),
+  (0.0, 0.9),
+  (0.0, 1.0),
+  (0, 1),
+  most_seeds=2,
+  least_seeds=2,
+)
 
 
 class Config(NamedTuple):
-  """One federated run."""
+  """One run: FedAvg drops the stragglers, FedProx keeps their work."""
 
-  seed: int
-  local_steps: int
-  method: str
+  fraction: float
+  arm: str  # FEDAVG, or :func:`arm`
   mu: float
-  drop: bool  # whether clients that do not finish are left out
+  drop: bool
+  rate: float
 
 
-def method_name(mu: float) -> str:
-  """The name of FedProx at ``mu`` in the records and tables.
+class Job(NamedTuple):
+  """Runs trained together: one setting, one seed, one federation."""
 
-  Args:
-    mu: the pull's strength.
+  setting: Setting
+  seed: int
+  configs: tuple[Config, ...]
 
-  Returns:
-    For instance ``"FedProx, mu=0.01"``.
+
+def arm(mu: float) -> str:
+  return f"FedProx μ={mu:g}"
+
+
+def arms(design: Design) -> list[tuple[str, float, bool]]:
+  return [(FEDAVG, 0.0, True), *((arm(mu), mu, False) for mu in design.mus)]
+
+
+def jobs(design: Design, seeds, rates) -> list[Job]:
+  """Every setting's jobs, the CNN's first.
+
+  A job per seed of ``seeds(setting)``; in it, every fraction and method
+  at each rate of ``rates(setting, fraction, arm)``.
   """
-  return f"FedProx, mu={mu:g}"
-
-
-def grid(design: Design, local_steps: int) -> list[Config]:
-  """Every run at one number of local steps: FedAvg twice, FedProx per mu.
-
-  Args:
-    design: the seeds and the mus.
-    local_steps: the number of local steps per round.
-
-  Returns:
-    For each seed: FedAvg dropping the clients that do not finish, FedAvg
-    averaging their partial work, and FedProx (partial work) at each mu.
-  """
-  methods = [(DROP, 0.0, True), (AVERAGE, 0.0, False)]
-  methods += [(method_name(mu), mu, False) for mu in design.mus]
-  seeds = [s for seeds in design.seed_sets.values() for s in seeds]
-  return [Config(s, local_steps, *m) for s in seeds for m in methods]
-
-
-def records(configs: Sequence[Config], history) -> list[Record]:
-  """One record per run: its config and its metrics after every round.
-
-  Args:
-    configs: the runs, in the order they were stacked.
-    history: per round, ``(evaluation, drift)``: split -> ``(loss,
-      accuracy)`` arrays over runs, and each run's clients' anchor distance.
-
-  Returns:
-    Dicts with the config's fields and, per round, ``test``, ``val``
-    (accuracy, %), ``train_loss`` and ``drift`` (the mean over clients).
-  """
-  series = {
-    "test": [100 * h[0]["test"][1] for h in history],
-    "val": [100 * h[0]["val"][1] for h in history],
-    "train_loss": [h[0]["train"][0] for h in history],
-    "drift": [np.mean(h[1], axis=-1) for h in history],
-  }
   return [
-    {
-      **c._asdict(),
-      **{k: [float(v[i]) for v in rounds] for k, rounds in series.items()},
-    }
-    for i, c in enumerate(configs)
-  ]
-
-
-def final(records, seeds, steps: int, method: str, metric: str) -> list[float]:
-  """``metric``'s mean over the last rounds, for each seed of ``seeds``.
-
-  Args:
-    records: the story's records.
-    seeds: the seeds, in the order of the result.
-    steps: the number of local steps.
-    method: the method's name.
-    metric: ``"test"``, ``"val"``, ``"train_loss"`` or ``"drift"``.
-
-  Returns:
-    One value per seed.
-  """
-  found = {
-    r["seed"]: float(np.mean(r[metric][-LAST_ROUNDS:]))
-    for r in records
-    if r["local_steps"] == steps and r["method"] == method
-  }
-  return [found[s] for s in seeds]
-
-
-def best_mu(records, design: Design, steps: int) -> dict[str, str]:
-  """Per seed set, the FedProx mu with the best final validation accuracy.
-
-  Args:
-    records: the story's records.
-    design: its seed sets and mus.
-    steps: the number of local steps.
-
-  Returns:
-    Seed set -> the picked method's name (:func:`method_name`).
-  """
-  names = [method_name(mu) for mu in design.mus]
-  picks = {}
-  for set_name, seeds in design.seed_sets.items():
-    val = [final(records, seeds, steps, name, "val") for name in names]
-    picks[set_name] = names[stats.pick(np.array(val).T)]
-  return picks
-
-
-def per_set(records, design: Design, steps: int, method: str, metric: str):
-  """:func:`final` for every seed set.
-
-  Args:
-    records: the story's records.
-    design: its seed sets.
-    steps: the number of local steps.
-    method: the method's name, or :data:`BEST`: each set's picked mu
-      (:func:`best_mu`).
-    metric: as in :func:`final`.
-
-  Returns:
-    Seed set -> one value per seed.
-  """
-  picks = best_mu(records, design, steps) if method == BEST else {}
-  return {
-    name: final(records, seeds, steps, picks.get(name, method), metric)
-    for name, seeds in design.seed_sets.items()
-  }
-
-
-def comparisons(design: Design) -> list[tuple[str, str, str]]:
-  """What :func:`compare` compares: (a), its two parts, then (b).
-
-  Args:
-    design: its mus.
-
-  Returns:
-    ``(what it measures, ours, baseline)`` tuples of method names.
-  """
-  pairs = [
-    ("(a) FedProx as published against FedAvg as published", BEST, DROP),
-    ("the partial work alone", AVERAGE, DROP),
-    ("the pull alone, at its best mu", BEST, AVERAGE),
-  ]
-  pairs += [("(b) the pull", method_name(mu), AVERAGE) for mu in design.mus]
-  return pairs
-
-
-def compare(records, design: Design) -> list[tuple[int, str, verdicts.Verdict]]:
-  """The replicated verdicts on the final test accuracy.
-
-  Args:
-    records: the story's records.
-    design: its design.
-
-  Returns:
-    ``(local steps, what it measures, Verdict)`` tuples.
-  """
-  results = []
-  for steps in design.local_steps:
-    for label, ours, theirs in comparisons(design):
-      verdict = verdicts.replicated(
-        (ours, theirs),
-        per_set(records, design, steps, ours, "test"),
-        per_set(records, design, steps, theirs, "test"),
-        MARGIN,
-      )
-      results.append((steps, label, verdict))
-  return results
-
-
-def final_table(records, design: Design, steps: int) -> str:
-  """Markdown: each method's final test accuracy, loss and client drift.
-
-  Args:
-    records: the story's records.
-    design: its seed sets and mus.
-    steps: the number of local steps.
-
-  Returns:
-    The table, ending with FedProx at each set's best mu.
-  """
-  picks = best_mu(records, design, steps)
-  methods = [DROP, AVERAGE, *(method_name(mu) for mu in design.mus), BEST]
-  rows = []
-  for method in methods:
-    name = method
-    if method == BEST:
-      name += " (" + " / ".join(p.split("=")[1] for p in picks.values()) + ")"
-    values = functools.partial(per_set, records, design, steps, method)
-    rows.append(
-      [
-        name,
-        output.cell(values("test")),
-        output.cell(values("train_loss"), 3),
-        output.cell(values("drift"), 2),
-      ]
+    Job(
+      s,
+      seed,
+      tuple(
+        Config(f, *a, rate)
+        for f in design.fractions
+        for a in arms(design)
+        for rate in rates(s, f, a[0])
+      ),
     )
-  head = ["method", "test accuracy (%)", "training loss", "client drift"]
-  return study_report.table(head, rows)
-
-
-def verdict_table(compared, steps: int) -> str:
-  """Markdown: each comparison at one number of local steps, and verdict.
-
-  Args:
-    compared: :func:`compare`'s verdicts.
-    steps: the number of local steps.
-
-  Returns:
-    The table.
-  """
-  rows = [
-    ([label, f"{v.a} − {v.b}"], v) for s, label, v in compared if s == steps
+    for s in sorted(design.settings, key=lambda s: s.paper)
+    for seed in seeds(s)
   ]
-  return output.verdict_table(["what it measures", "difference"], rows)
 
 
-def mean_by_round(records, steps: int, method: str, metric: str):
-  """``metric`` after each round, averaged over every seed.
+def tuning_jobs(design: Design) -> list[Job]:
+  return jobs(design, lambda s: design.tuning_seeds, lambda s, f, a: s.rates)
 
-  Args:
-    records: the story's records.
-    steps: the number of local steps.
-    method: the method's name.
-    metric: as in :func:`final`.
 
-  Returns:
-    One value per round.
+def confirmation_jobs(design: Design, picked: list, plans: dict) -> list[Job]:
+  """Each setting's picks on its fresh confirmation seeds."""
+  rates = {(p["setting"], p["fraction"]): p["rates"] for p in picked}
+  return jobs(
+    design,
+    lambda s: range(
+      CONFIRMATION_OFFSET, CONFIRMATION_OFFSET + plans[s.name]["seeds"]
+    ),
+    lambda s, f, a: [rates[(s.name, f)][a]],
+  )
+
+
+def collect(jobs, results) -> dict:
+  """``{(setting, fraction, arm, rate): {metric: one value per seed}}``.
+
+  ``val``, ``test`` and ``loss`` (training) are final values; a run
+  ``diverged`` when its last training loss is above its first (or not
+  finite); ``curve_*`` are whole series.
   """
-  series = [
-    r[metric]
-    for r in records
-    if r["local_steps"] == steps and r["method"] == method
+  out = {}
+  for job, result in zip(jobs, results):
+    for i, c in enumerate(job.configs):
+      loss, test = result["train_loss"][i], result["test"][i]
+      values = {
+        "val": np.mean(result["val"][i][-LAST_ROUNDS:]),
+        "test": np.mean(test[-LAST_ROUNDS:]),
+        "loss": np.mean(loss[-LAST_ROUNDS:]),
+        "diverged": not np.isfinite(loss[-1]) or loss[-1] > loss[0],
+        "curve_loss": loss.tolist(),
+        "curve_test": test.tolist(),
+      }
+      key = (job.setting.name, c.fraction, c.arm, c.rate)
+      for name, value in values.items():
+        value = value if isinstance(value, list) else np.asarray(value).item()
+        out.setdefault(key, {}).setdefault(name, []).append(value)
+  return out
+
+
+def picks(design: Design, tuned: dict) -> list[dict]:
+  """Each method's rate, then FedProx's mu, on validation only.
+
+  Per setting and straggler fraction: the best mean final validation
+  accuracy over the tuning seeds (``tuned`` is :func:`collect`'s; only
+  ``val`` is read). ``val`` keeps each pick's per seed, for the plan;
+  ``edges`` names the methods whose rate is an end of the grid.
+  """
+  out = []
+  for s in design.settings:
+    for f in design.fractions:
+      val = {
+        (a, r): tuned[(s.name, f, a, r)]["val"]
+        for a, _, _ in arms(design)
+        for r in s.rates
+      }
+      mean = {k: float(np.mean(v)) for k, v in val.items()}
+      rates = {
+        a: max((mean[(a, r)], r) for r in s.rates)[1]
+        for a, _, _ in arms(design)
+      }
+      mu = max((mean[(arm(m), rates[arm(m)])], arm(m)) for m in design.mus)
+      ends = (s.rates[0], s.rates[-1]) if len(s.rates) > 1 else ()
+      out.append(
+        {
+          "setting": s.name,
+          "paper": s.paper,
+          "fraction": f,
+          "mu": mu[1],
+          "rates": rates,
+          "val": {a: val[(a, r)] for a, r in rates.items()},
+          "edges": [a for a, r in rates.items() if r in ends],
+        }
+      )
+  return out
+
+
+def family_size(design: Design) -> int:
+  """The declared family: each synthetic set at each straggler fraction."""
+  return sum(s.paper for s in design.settings) * len(design.fractions)
+
+
+def plan(design: Design, picked: list[dict]) -> dict:
+  """Each setting's confirmation seeds and their power, from tuning.
+
+  The paired sd is the largest over the fractions of FedProx's pick minus
+  FedAvg in validation accuracy; the declared family's intervals are at
+  the Bonferroni level (Holm's is never stricter). The margin stays the
+  declared one; where the cap on seeds binds, ``reach`` is the smallest
+  margin the seeds would call equivalent with 80% power.
+  """
+  plans = {}
+  for s in design.settings:
+    alpha = evidence.ALPHA / (family_size(design) if s.paper else 1)
+    sd = max(
+      float(np.std(np.subtract(p["val"][p["mu"]], p["val"][FEDAVG]), ddof=1))
+      for p in picked
+      if p["setting"] == s.name
+    )
+    n = evidence.seeds_for(
+      sd, design.margin, alpha, design.most_seeds, design.least_seeds
+    )
+    power = float(evidence.power(n, sd, design.margin, alpha))
+    plans[s.name] = dict(
+      sd=sd,
+      seeds=n,
+      power=power,
+      capped=power < evidence.POWER,
+      reach=evidence.margin_for(sd, n, alpha),
+      alpha=alpha,
+    )
+  return plans
+
+
+def outcomes(a: dict, b: dict, names: tuple, margin: float) -> dict:
+  """Beside the mean: diverged runs, and the sign test's medians.
+
+  Of the final test accuracy, and of the final training loss (with the
+  margin :data:`LOSS_MARGIN`).
+  """
+  median = lambda key, m: dataclasses.asdict(
+    evidence.median_comparison(a[key], b[key], names=names, margin=m)
+  )
+  return {
+    "n": len(a["test"]),
+    "diverged": [sum(a["diverged"]), sum(b["diverged"])],
+    "test": median("test", margin),
+    "loss": median("loss", LOSS_MARGIN),
+  }
+
+
+def cell(design: Design, p: dict, power: float, confirmed: dict) -> dict:
+  """Every comparison at one setting and fraction (``p``, its picks).
+
+  ``ours``: FedProx at its picked mu minus FedAvg (a Comparison, for
+  Holm); ``outcomes``: its divergences and sign tests; ``partial``: mu = 0
+  minus FedAvg; ``pull``: each mu > 0 minus mu = 0; ``converge``: the
+  largest mu against FedAvg (the paper's Figure 1).
+  """
+  get = lambda a: confirmed[(p["setting"], p["fraction"], a, p["rates"][a])]
+  where, margin = f"{p['setting']} at {p['fraction']:.0%}", design.margin
+  cmp = lambda a, b, **kw: evidence.compare(
+    get(a)["test"], get(b)["test"], names=(a, b, where), margin=margin, **kw
+  )
+  family = "primary" if p["paper"] else "secondary"
+  top = arm(max(design.mus))
+  return {
+    "setting": p["setting"],
+    "fraction": p["fraction"],
+    "ours": cmp(p["mu"], FEDAVG, power=power, family=family),
+    "outcomes": outcomes(
+      get(p["mu"]), get(FEDAVG), (p["mu"], FEDAVG, where), margin
+    ),
+    "partial": dataclasses.asdict(cmp(arm(0.0), FEDAVG)),
+    "pull": [
+      dataclasses.asdict(cmp(arm(m), arm(0.0))) for m in design.mus if m
+    ],
+    "converge": outcomes(get(top), get(FEDAVG), (top, FEDAVG, where), margin),
+  }
+
+
+def record(design, picked, plans, jobs, results, **run) -> dict:
+  """Everything the page says; the declared family Holm-corrected."""
+  confirmed = collect(jobs, results)
+  power = lambda p: plans[p["setting"]]["power"]
+  rows = [cell(design, p, power(p), confirmed) for p in picked]
+  corrected = iter(
+    evidence.holm([r["ours"] for r in rows if r["ours"].family == "primary"])
+  )
+  for r in rows:
+    primary = r["ours"].family == "primary"
+    r["ours"] = dataclasses.asdict(next(corrected) if primary else r["ours"])
+  curves = [
+    {
+      "setting": p["setting"],
+      "fraction": p["fraction"],
+      "arm": a,
+      "loss": np.mean(seeds["curve_loss"], axis=0).tolist(),
+      "test": np.mean(seeds["curve_test"], axis=0).tolist(),
+    }
+    for p in picked
+    for a, r in p["rates"].items()
+    for seeds in [confirmed[(p["setting"], p["fraction"], a, r)]]
   ]
-  return np.mean(np.array(series), axis=0)
+  return run | {
+    "machine": machine.describe(),
+    "design": dataclasses.asdict(design),
+    "family": family_size(design),
+    "last_rounds": LAST_ROUNDS,
+    "loss_margin": LOSS_MARGIN,
+    "confirmation_offset": CONFIRMATION_OFFSET,
+    "most_examples": synthetic.MOST,
+    "plans": plans,
+    "picks": picked,
+    "rows": rows,
+    "curves": curves,
+  }
 
 
-def plot_rounds(path: str, records, design: Design) -> None:
-  """Test accuracy and training loss against the round, per local steps.
+STYLES = ("--", "-", ":", "-.", (0, (8, 2, 1, 2)), (0, (1, 1)))
+MARKERS = ("o", "s", "^", "v", "D", "x")
 
-  One row per number of local steps; one curve per method (means over
-  every seed of both sets), FedAvg dropping stragglers dashed.
 
-  Args:
-    path: the PNG file to write.
-    records: the story's records.
-    design: its local steps, rounds and mus.
+def plot(record: dict, metric: str, path: str) -> None:
+  """``metric`` ("loss" or "test") by round, per setting and fraction.
+
+  FedAvg is black, dashed and drawn last; each method has its own colour,
+  line style and staggered markers, so that coinciding curves (at 0%
+  stragglers FedAvg is FedProx at mu = 0) stay visible.
   """
-  plt = study_report.pyplot()
-  rows = len(design.local_steps)
+  settings = [s["name"] for s in record["design"]["settings"]]
+  fractions = record["design"]["fractions"]
   figure, axes = plt.subplots(
-    rows,
-    2,
-    figsize=(7.2, 2.7 * rows + 0.7),
+    len(fractions),
+    len(settings),
     squeeze=False,
     layout="constrained",
-  )  # constrained: room for the legend below the panels
-  methods = [DROP, AVERAGE, *(method_name(mu) for mu in design.mus)]
-  rounds = np.arange(1, design.rounds + 1)
-  for row, steps in zip(axes, design.local_steps):
-    for method in methods:
-      style = "--" if method == DROP else "-"
-      for ax, metric in zip(row, ("test", "train_loss")):
-        curve = mean_by_round(records, steps, method, metric)
-        ax.plot(rounds, curve, style, label=method)
-    row[0].set(ylabel="test accuracy (%)", title=f"{steps} local steps")
-    row[1].set(ylabel="training loss", title=f"{steps} local steps")
-    for ax in row:
-      ax.set(xlabel="round", xticks=rounds[:: max(1, len(rounds) // 5)])
+    figsize=(2.6 * len(settings), 2.1 * len(fractions) + 0.8),
+  )
+  names = list(dict.fromkeys(c["arm"] for c in record["curves"]))
+  for c in record["curves"]:
+    ax = axes[fractions.index(c["fraction"])][settings.index(c["setting"])]
+    i, every = names.index(c["arm"]), max(1, len(c[metric]) // 5)
+    ax.plot(
+      c[metric],
+      ls=STYLES[i % 6],
+      marker=MARKERS[i % 6],
+      ms=4,
+      lw=1.2,
+      color="black" if i == 0 else f"C{i - 1}",
+      zorder=3 if i == 0 else 2,
+      markevery=(i * every // len(names), every),
+      label=c["arm"],
+    )
+    ax.set_title(f"{c['setting']}, {c['fraction']:.0%} stragglers", size=8)
+    ax.tick_params(labelsize=7)
+  figure.supylabel("training loss" if metric == "loss" else "test accuracy (%)")
+  figure.supxlabel("round")
   handles, labels = axes[0][0].get_legend_handles_labels()
-  figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9)
-  figure.savefig(path, dpi=110)
+  figure.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+  figure.savefig(path, dpi=100)
   plt.close(figure)
 
 
-def markdown(head: str, records, design: Design, compared) -> str:
-  """The results page: per number of local steps, tables and verdicts.
+def write(out: str, record: dict, summaries=()) -> str:
+  """Writes ``fedprox.json``, then the figures and ``fedprox.md`` from it.
 
-  Args:
-    head: :func:`examples.anchors_lib.output.header`'s table.
-    records: the story's records.
-    design: its design.
-    compared: :func:`compare`'s verdicts.
-
-  Returns:
-    The page, in markdown.
+  Each page of ``summaries`` gets its ``fedprox summary`` block replaced.
   """
-  sets = " / ".join(
-    f"{n} (seeds {s[0]}-{s[-1]})" for n, s in design.seed_sets.items()
-  )
-  lines = [
-    "# FedProx against FedAvg: non-IID clients and stragglers",
-    "",
-    head,
-    "",
-    f"{design.rounds} rounds; every number is the mean over the last"
-    f" {LAST_ROUNDS} rounds. Cells are `set A / set B`, each the mean ± std"
-    f" over its seeds; the seed sets are {sets}. Client drift: the mean"
-    " over clients of ‖w − w_server‖ at the end of their local training."
-    " FedProx's best mu is picked per seed set by validation accuracy."
-    " Differences are paired by seed, in points of test accuracy, with"
-    " 95% intervals; verdicts as in `examples/anchors_lib/verdicts.py`,"
-    f" with a margin of ±{MARGIN:g} point.",
-  ]
-  for steps in design.local_steps:
-    lines += [
-      "",
-      f"## {steps} local steps per round",
-      "",
-      final_table(records, design, steps),
-      "",
-      verdict_table(compared, steps),
-    ]
-  lines += ["", "![Test accuracy and training loss by round](fedprox.png)"]
-  return "\n".join(lines)
-
-
-def write(out, command, seconds, records, design: Design, settings) -> str:
-  """Writes ``fedprox.md``, ``fedprox.json`` and ``fedprox.png``.
-
-  Args:
-    out: the directory.
-    command: the command line that ran.
-    seconds: its wall time up to here.
-    records: the story's records.
-    design: its design.
-    settings: ``(property, value)`` rows for the page's header.
-
-  Returns:
-    The page, which is also printed.
-  """
-  compared = compare(records, design)
-  head = output.header(command, seconds, settings)
-  text = markdown(head, records, design, compared)
-  record = dict(
-    command=command,
-    seconds=seconds,
-    design=design,
-    margin=MARGIN,
-    verdicts=compared,
-    records=records,
-  )
-  paths = output.write(out, "fedprox", text, record)
-  plot_rounds(paths["png"], records, design)
-  print(text)
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, "fedprox.json"), "w") as f:
+    json.dump(record, f, indent=1)
+  with open(os.path.join(out, "fedprox.json")) as f:
+    saved = json.load(f)
+  plot(saved, "loss", os.path.join(out, "fedprox.png"))
+  plot(saved, "test", os.path.join(out, "fedprox_accuracy.png"))
+  text = render(saved)
+  with open(os.path.join(out, "fedprox.md"), "w") as f:
+    f.write(text)
+  for path in summaries:
+    with open(path) as f:
+      page = f.read()
+    block = render(saved, only_summary=True)
+    with open(path, "w") as f:
+      f.write(evidence.replace_block(page, "fedprox summary", block))
   return text
+
+
+def render(record: dict, only_summary: bool = False) -> str:
+  """The page (or its summary block) from the record, and format helpers."""
+  rows = record["rows"]
+  return evidence.render(
+    TEMPLATE,
+    record
+    | {
+      "only_summary": only_summary,
+      "primary": [r["ours"] for r in rows if r["ours"]["family"] == "primary"],
+      "mus": [arm(mu) for mu in record["design"]["mus"] if mu],
+      "fractions": [f"{f:.0%}" for f in record["design"]["fractions"]],
+      "values": [f"{mu:g}" for mu in record["design"]["mus"]],
+      "words": evidence.words,
+      "percent": lambda f: f"{100 * f:.0f}%",
+    },
+  )

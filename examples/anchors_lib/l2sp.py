@@ -1,517 +1,434 @@
-"""The design and the report of ``examples/finetune_l2sp.py``.
+"""The design and the evidence of ``examples/finetune_l2sp.py``.
 
 The story trains; :func:`measure` turns its trained models into one record
-per run (a :class:`Config` and its accuracies in points). Here those
-records become each method's picked strength (by validation accuracy, per
-seed set), the tables, the replicated verdicts and the trade-off figure.
+per run and checkpoint (accuracies in points). Here those records become
+each arm's pick on the tuning seeds (validation only, :func:`pick`), the
+confirmation plan (:func:`plan`), the comparisons on the confirmation
+seeds (:func:`analyse`), the trade-off figure and the page
+(``l2sp.md.j2``): every number, list and verdict on it is the record's.
 """
 
 from collections.abc import Sequence
 import dataclasses
-from typing import Any, NamedTuple
+import itertools
+import json
+import math
+import os
+from typing import NamedTuple
 
 import jax
-import numpy as np
+import matplotlib
 
-from examples.anchors_lib import evaluation
-from examples.anchors_lib import output
-from examples.anchors_lib import verdicts
-from examples.study_lib import data as data_lib
-from examples.study_lib import report as study_report
-from examples.study_lib import stats
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-SAME_HEAD, NEW_HEAD = "same head", "new head"
-MARGIN = 1.0  # points: "equivalent" needs both 90% intervals inside this
-COMPARISONS = {  # (ours, baseline) per part
-  SAME_HEAD: [("L2-SP", "plain"), ("L2-SP", "L2"), ("L2", "plain")],
-  NEW_HEAD: [
-    ("plain", "scratch"),
-    ("L2-SP", "plain"),
-    ("L2", "plain"),
-    ("L2-SP", "scratch"),
-  ],
+from examples import evidence  # noqa: E402
+from examples import machine  # noqa: E402
+from examples.anchors_lib import evaluation  # noqa: E402
+
+HERE = os.path.dirname(__file__)
+TEMPLATE, SUMMARY = (
+  os.path.join(HERE, f) for f in ("l2sp.md.j2", "l2sp_summary.md.j2")
+)
+SAME_HEAD, NEW_HEAD, BODY = "same head", "new head", "(body)"
+ARMS = {
+  SAME_HEAD: ("plain", "L2-SP", "L2-SP (body)", "EWC", "EWC (body)"),
+  NEW_HEAD: ("scratch", "fine-tuned", "L2-SP"),
 }
-METRICS = {SAME_HEAD: ("all", "old", "new"), NEW_HEAD: ("new",)}
-NAMES = {"all": "all ten", "old": "old (0-4)", "new": "new (5-9)"}
-
-Record = dict[str, Any]
-Splits = dict[str, tuple[np.ndarray, np.ndarray]]
+UNPULLED = ("pretrained", "plain", "scratch", "fine-tuned")  # knob: steps
+BASELINE = {SAME_HEAD: "plain", NEW_HEAD: "fine-tuned"}
+RULES = {  # how a user picks each arm's knob, on validation only
+  "new": "new-class validation only",
+  "ten": "validation on all ten classes",
+  "best": "new-class validation",
+}
+BUDGET = 5.0  # "new": the new-class validation points a pull may cost
+MARGIN = 1.0  # points, the equivalence margin before the plan widens it
+LEVELS = (50.0, 80.0)  # old-class test accuracy where the curves are read
+CONFIRMATION = 1000  # the first confirmation seed
+PRIMARY = (  # (part, rule, metric, a, b): a - b, declared, with Holm
+  (SAME_HEAD, "new", "all", "EWC", "plain"),
+  (SAME_HEAD, "new", "all", "L2-SP", "plain"),
+  (SAME_HEAD, "new", "all", "EWC", "L2-SP"),
+  (NEW_HEAD, "best", "new", "fine-tuned", "scratch"),
+  (NEW_HEAD, "best", "new", "L2-SP", "fine-tuned"),
+)
+SECONDARY = (
+  (SAME_HEAD, "ten", "all", "EWC", "plain"),
+  (SAME_HEAD, "ten", "all", "L2-SP", "plain"),
+  (SAME_HEAD, "ten", "all", "EWC", "L2-SP"),
+  *(
+    (SAME_HEAD, rule, "all", arm, f"{arm} {BODY}")
+    for arm in ("L2-SP", "EWC")
+    for rule in ("new", "ten")
+  ),
+  (NEW_HEAD, "best", "new", "L2-SP", "scratch"),
+)
+AT_EQUAL_OLD = (("EWC", "L2-SP"), ("L2-SP", "plain"), ("EWC", "plain"))
 
 
 @dataclasses.dataclass(frozen=True)
 class Design:
-  """How much the story trains: the full run, or ``--quick``."""
+  """How much the story trains: the full run, or ``--quick``.
 
-  seed_sets: dict[str, tuple[int, ...]]
+  A fine-tuning run is kept ``checkpoints`` times, ``every`` steps apart
+  (the unpulled arms' knob); the pulled arms' knob runs over
+  ``strengths``. Confirmation seeds count from :data:`CONFIRMATION`.
+  """
+
   strengths: tuple[float, ...]
+  checkpoints: int
+  every: int
   pretrain_steps: int
-  fine_tune_steps: int
+  tuning_seeds: tuple[int, ...]
+  most_seeds: int
+  least_seeds: int
 
   @property
-  def seeds(self) -> list[int]:
-    """Every seed of every set, in order."""
-    return [seed for seeds in self.seed_sets.values() for seed in seeds]
+  def confirmation_seeds(self) -> tuple[int, ...]:
+    """The seeds a confirmation may use, the first ``plan`` says."""
+    return tuple(range(CONFIRMATION, CONFIRMATION + self.most_seeds))
 
 
 FULL = Design(
-  {"A": tuple(range(8)), "B": tuple(range(8, 16))},
   (0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0),  # half a decade apart
+  checkpoints=10,
+  every=25,
   pretrain_steps=1000,
-  fine_tune_steps=250,
+  tuning_seeds=tuple(range(6)),
+  most_seeds=24,
+  least_seeds=8,
 )
-QUICK = Design({"A": (0, 1), "B": (2, 3)}, (0.1, 10.0), 60, 20)
+QUICK = Design((0.1, 10.0), 2, 25, 100, (0, 1), 2, 2)
 
 
 class Config(NamedTuple):
-  """One fine-tuning run."""
+  """One training run: an arm of a part at a strength."""
 
-  part: str  # SAME_HEAD or NEW_HEAD
-  seed: int
-  labels: int  # labelled examples per new class
-  method: str  # "plain", "L2", "L2-SP" or (NEW_HEAD) "scratch"
+  part: str  # SAME_HEAD, NEW_HEAD or "pretrained"
+  arm: str  # of ARMS, or "pretrained"
   strength: float
 
 
-def held_out(data: data_lib.Dataset, head: int) -> Splits:
-  """The splits a model is measured on.
+PRETRAINED = Config("pretrained", "pretrained", 0.0)
 
-  Args:
-    data: the digits.
-    head: 10 (the same head) or 5 (a new head for classes 5-9).
 
-  Returns:
-    name -> (inputs, labels): the validation split of all ten classes and
-    the test split's old classes, new classes and all ten; for a 5-way
-    head, the validation and test examples of classes 5-9, labelled 0-4.
+def grid(design: Design, part: str) -> list[Config]:
+  """Every run of one seed in one part: each pulled arm at each strength."""
+  return [
+    Config(part, arm, strength)
+    for arm in ARMS[part]
+    for strength in ((0.0,) if arm in UNPULLED else design.strengths)
+  ]
+
+
+def splits(data, head: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """The held-out splits a model with a ``head``-way head is measured on.
+
+  Validation: all ten classes (``val_all``) and the new ones (``val_new``);
+  test: the old classes, the new ones and all ten. A 5-way head sees the
+  new classes only, labelled 0-4.
   """
+  new_val, new_test = data.val_y >= 5, data.test_y >= 5
   if head == 5:
-    new = lambda x, y: (x[y >= 5], y[y >= 5] - 5)
     return {
-      "val": new(data.val_x, data.val_y),
-      "new": new(data.test_x, data.test_y),
+      "val_new": (data.val_x[new_val], data.val_y[new_val] - 5),
+      "new": (data.test_x[new_test], data.test_y[new_test] - 5),
     }
-  old, new = data.test_y < 5, data.test_y >= 5
   return {
-    "val": (data.val_x, data.val_y),
-    "old": (data.test_x[old], data.test_y[old]),
-    "new": (data.test_x[new], data.test_y[new]),
+    "val_all": (data.val_x, data.val_y),
+    "val_new": (data.val_x[new_val], data.val_y[new_val]),
+    "old": (data.test_x[~new_test], data.test_y[~new_test]),
+    "new": (data.test_x[new_test], data.test_y[new_test]),
     "all": (data.test_x, data.test_y),
   }
 
 
-def measure(params, graphdef, head: int, data, configs) -> list[Record]:
-  """One record per run: its config and its accuracies (%).
+def measure(configs, kept, *, data, seed, graphdefs, every) -> list[dict]:
+  """One record per run and checkpoint: its config and accuracies (%).
 
-  Args:
-    params: the runs' parameters, stacked.
-    graphdef: the model's structure.
-    head: its number of classes, 10 or 5 (see :func:`held_out`).
-    data: the digits.
-    configs: the runs' configs, in the order of ``params``.
-
-  Returns:
-    Per run, its :class:`Config`'s fields and one accuracy per split of
-    :func:`held_out`.
+  ``kept`` holds the runs' parameters, ``(runs, checkpoints, ...)``, kept
+  ``every`` steps; ``graphdefs(classes)`` is the model's structure. An
+  unpulled arm is measured at every checkpoint (its knob is when to stop),
+  a pulled one at the last. A record holds the seed, the
+  :class:`Config`'s fields, the ``steps`` and an accuracy per split of
+  :func:`splits`.
   """
-  chunks, parts = evaluation.held_out(held_out(data, head))
-  measured = evaluation.evaluate_models(params, graphdef, parts, chunks)
-  accuracy = {name: jax.device_get(a) for name, (_, a) in measured.items()}
-  return [
-    {**c._asdict(), **{k: 100 * float(a[i]) for k, a in accuracy.items()}}
+  last = jax.tree.leaves(kept)[0].shape[1] - 1
+  chosen = [
+    (i, j)
     for i, c in enumerate(configs)
+    for j in (range(last + 1) if c.arm in UNPULLED else (last,))
   ]
-
-
-def grid(design: Design, part: str, seed: int, labels: Sequence[int]):
-  """Every run of one seed in one part: each method at each strength.
-
-  Args:
-    design: the strengths to try.
-    part: ``SAME_HEAD`` or ``NEW_HEAD`` (which adds training from scratch).
-    seed: the seed.
-    labels: the numbers of labels per class.
-
-  Returns:
-    A list of :class:`Config`.
-  """
-  methods = {"plain": (0.0,), "L2": design.strengths}
-  methods["L2-SP"] = design.strengths
-  if part == NEW_HEAD:
-    methods = {"scratch": (0.0,), **methods}
+  rows, columns = np.array(chosen).T
+  params = jax.tree.map(lambda a: a[rows, columns], kept)
+  head = kept["head"]["bias"].shape[-1]
+  chunks, parts = evaluation.held_out(splits(data, head))
+  measured = evaluation.evaluate_models(params, graphdefs(head), parts, chunks)
+  accuracy = {k: np.asarray(a) for k, (_, a) in measured.items()}
   return [
-    Config(part, seed, n, method, strength)
-    for n in labels
-    for method, strengths in methods.items()
-    for strength in strengths
+    {"seed": seed, **configs[i]._asdict()}
+    | {"steps": 0 if configs[i] == PRETRAINED else every * (j + 1)}
+    | {k: round(100 * float(a[n]), 2) for k, a in accuracy.items()}
+    for n, (i, j) in enumerate(chosen)
   ]
 
 
-def by_seed_and_strength(
-  records: Sequence[Record], seeds: Sequence[int], metric: str, **where: Any
-) -> tuple[np.ndarray, list[float]]:
-  """``metric`` as a ``(seeds, strengths)`` array, and the strengths.
+def spread(seed: int, fisher) -> dict:
+  """How heavy-tailed a Fisher is: its largest entry over its mean."""
+  flat = np.concatenate([np.ravel(f) for f in jax.tree.leaves(fisher)])
+  return {"seed": seed, "part": "fisher", "ratio": flat.max() / flat.mean()}
 
-  Args:
-    records: the story's records.
-    seeds: the seeds, in the order of the rows.
-    metric: a record's key, e.g. ``"val"``.
-    **where: the values the records must have (part, labels, method).
 
-  Returns:
-    The array and the sorted strengths of its columns.
+def table(records, seeds, part: str, arm: str, key: str):
+  """``key`` as a ``(seeds, knobs)`` array, and the knobs.
+
+  The knobs run from the least conservative (the most steps, the weakest
+  pull) to the most.
   """
-  chosen = [r for r in records if all(r[k] == v for k, v in where.items())]
-  strengths = sorted({r["strength"] for r in chosen})
-  table = {(r["seed"], r["strength"]): r[metric] for r in chosen}
-  values = [[table[(s, x)] for x in strengths] for s in seeds]
-  return np.array(values, np.float64), strengths
+  chosen = [r for r in records if r["part"] == part and r["arm"] == arm]
+  knob = "steps" if arm in UNPULLED else "strength"
+  knobs = sorted({r[knob] for r in chosen}, reverse=knob == "steps")
+  value = {(r["seed"], r[knob]): r[key] for r in chosen}
+  return np.array([[value[s, k] for k in knobs] for s in seeds]), knobs
 
 
-@dataclasses.dataclass(frozen=True)
-class Picked:
-  """One method at the strength each seed set picked on validation.
+def pick(records, seeds, part: str, arm: str, rule: str) -> int:
+  """The knob's index an arm picks by ``rule``, reading validation only.
 
-  Attributes:
-    strengths: seed set -> the strength it picked.
-    test: seed set -> metric -> the test accuracy of each of its seeds.
+  "ten": the best mean validation accuracy on all ten classes. "best":
+  the best on the new classes. "new": the most conservative knob whose
+  mean new-class validation accuracy is within :data:`BUDGET` points of
+  the unpulled baseline's best (the weakest, if none is).
   """
+  if rule == "ten":
+    return int(table(records, seeds, part, arm, "val_all")[0].mean(0).argmax())
+  val = table(records, seeds, part, arm, "val_new")[0].mean(0)
+  if rule == "best":
+    return int(val.argmax())
+  baseline = table(records, seeds, part, BASELINE[part], "val_new")[0]
+  within = np.flatnonzero(val >= baseline.mean(0).max() - BUDGET)
+  return int(within[-1]) if len(within) else 0
 
-  part: str
-  labels: int
-  method: str
-  strengths: dict[str, float]
-  test: dict[str, dict[str, list[float]]]
+
+PICKS = ((SAME_HEAD, "new"), (SAME_HEAD, "ten"), (NEW_HEAD, "best"))
 
 
-def pick(records, design: Design, part: str, labels: int, method: str):
-  """The strength with the best mean validation accuracy, per seed set.
+def at_pick(tuning, records, part, arm, rule, key) -> np.ndarray:
+  """``key`` of each seed of ``records`` at the knob the tuning picked."""
+  seeds = lambda runs: sorted({r["seed"] for r in runs})
+  index = pick(tuning, seeds(tuning), part, arm, rule)
+  return table(records, seeds(records), part, arm, key)[0][:, index]
 
-  Args:
-    records: the story's records.
-    design: its seed sets.
-    part: the part.
-    labels: the number of labels per class.
-    method: the method.
 
-  Returns:
-    A :class:`Picked`.
+def plan(tuning: Sequence[dict], design: Design) -> dict:
+  """The confirmation's seeds, margin and power, from the tuning alone.
+
+  The paired sd is the largest of the declared comparisons', on
+  validation at the picks; the seeds are the fewest that give 80% power
+  to call a true difference of 0 equivalent within :data:`MARGIN`, each
+  interval at the Bonferroni level (Holm's is never stricter), capped at
+  ``design.most_seeds``, where the margin becomes the smallest that power
+  reaches, rounded up to a quarter point.
   """
-  where = dict(part=part, labels=labels, method=method)
-  strengths, test = {}, {}
-  for name, seeds in design.seed_sets.items():
-    val, grid_strengths = by_seed_and_strength(records, seeds, "val", **where)
-    best = stats.pick(val)
-    strengths[name] = grid_strengths[best]
-    test[name] = {
-      m: by_seed_and_strength(records, seeds, m, **where)[0][:, best].tolist()
-      for m in METRICS[part]
-    }
-  return Picked(part, labels, method, strengths, test)
+  sds = []
+  for part, rule, _, a, b in PRIMARY:
+    key = "val_all" if part == SAME_HEAD else "val_new"
+    pair = [at_pick(tuning, tuning, part, m, rule, key) for m in (a, b)]
+    sds.append(float(np.std(pair[0] - pair[1], ddof=1)))
+  alpha, sd = evidence.ALPHA / len(PRIMARY), max(sds)
+  most, least, margin = design.most_seeds, design.least_seeds, MARGIN
+  n = evidence.seeds_for(sd, margin, alpha, most, least)
+  if evidence.power(n, sd, margin, alpha) < evidence.POWER:
+    margin = math.ceil(4 * evidence.margin_for(sd, n, alpha)) / 4
+  power = evidence.power(n, sd, margin, alpha)
+  return {"sd": sd, "seeds": n, "margin": margin, "power": power}
 
 
-def compare(picked: Sequence[Picked], margin: float = MARGIN):
-  """The replicated verdicts of :data:`COMPARISONS` on every metric.
+def curve(records, arm: str) -> tuple[np.ndarray, np.ndarray]:
+  """An arm's old- and new-class test accuracy along its knob, per seed.
 
-  Args:
-    picked: every method of every part and label count.
-    margin: the equivalence margin, in points.
-
-  Returns:
-    ``(part, labels, metric, Verdict)`` tuples.
+  Every curve runs from plain fine-tuning's last step to the pretrained
+  model: plain fine-tuning along its steps, a pull along its strengths.
   """
-  found = {(p.part, p.labels, p.method): p for p in picked}
-  results = []
-  for part, labels, _ in sorted({(p.part, p.labels, 0) for p in picked}):
-    for ours, theirs in COMPARISONS[part]:
-      a, b = found[(part, labels, ours)], found[(part, labels, theirs)]
-      for metric in METRICS[part]:
-        verdict = verdicts.replicated(
-          (ours, theirs),
-          {name: test[metric] for name, test in a.test.items()},
-          {name: test[metric] for name, test in b.test.items()},
-          margin,
-        )
-        results.append((part, labels, metric, verdict))
-  return results
-
-
-def strength_cell(p: Picked, grid: Sequence[float]) -> str:
-  """Each set's picked strength; ``†`` where it is an end of the grid.
-
-  Args:
-    p: the picks of one method.
-    grid: the strengths tried.
-
-  Returns:
-    For instance ``"0.01† / 0.1"``.
-  """
-  if p.method in ("plain", "scratch"):
-    return " / ".join("0" for _ in p.strengths)
-  edge = lambda s: "†" if s in (grid[0], grid[-1]) else ""
-  return " / ".join(f"{s:g}{edge(s)}" for s in p.strengths.values())
-
-
-def picked_table(picked: Sequence[Picked], part: str, grid) -> str:
-  """Markdown: each method's picked strengths and test accuracies.
-
-  Args:
-    picked: :func:`summarise`'s picks.
-    part: ``SAME_HEAD`` or ``NEW_HEAD``.
-    grid: the strengths tried.
-
-  Returns:
-    The table.
-  """
-  head = ["labels per class", "method", "strength"]
-  head += [f"{NAMES[m]} (%)" for m in METRICS[part]]
-  rows = [
-    [str(p.labels), p.method, strength_cell(p, grid)]
-    + [output.cell({k: t[m] for k, t in p.test.items()}) for m in METRICS[part]]
-    for p in picked
-    if p.part == part
-  ]
-  return study_report.table(head, rows)
-
-
-def verdict_table(compared, part: str) -> str:
-  """Markdown: each comparison of one part, per seed set, and its verdict.
-
-  Args:
-    compared: :func:`compare`'s verdicts.
-    part: ``SAME_HEAD`` or ``NEW_HEAD``.
-
-  Returns:
-    The table.
-  """
-  rows = [
-    ([str(labels), f"{v.a} − {v.b}", NAMES[metric]], v)
-    for p, labels, metric, v in compared
-    if p == part
-  ]
-  head = ["labels per class", "difference", "test accuracy"]
-  return output.verdict_table(head, rows)
-
-
-def mean_curve(records, design: Design, metric: str, **where: Any):
-  """The strengths and ``metric``'s mean over every seed at each one.
-
-  Args:
-    records: the story's records.
-    design: its seeds.
-    metric: a record's key, e.g. ``"old"``.
-    **where: the values the records must have (part, labels, method).
-
-  Returns:
-    ``(strengths, means)``.
-  """
-  values, strengths = by_seed_and_strength(
-    records, design.seeds, metric, **where
-  )
-  return strengths, values.mean(axis=0)
-
-
-def grid_table(records, design: Design, labels: int) -> str:
-  """Markdown: test accuracy at every strength, for the same head.
-
-  Means over every seed of both sets; strength 0 is plain fine-tuning.
-
-  Args:
-    records: the story's records.
-    design: its seeds and strengths.
-    labels: the number of labels per new class.
-
-  Returns:
-    The table.
-  """
-  where = dict(part=SAME_HEAD, labels=labels)
-  metrics = ("old", "new", "all")
-  plain = [
-    mean_curve(records, design, m, method="plain", **where)[1][0]
-    for m in metrics
-  ]
-  rows = [["0 (plain)"] + [f"{v:.1f}" for v in plain] * 2]
-  curves = [
-    mean_curve(records, design, m, method=method, **where)[1]
-    for method in ("L2", "L2-SP")
-    for m in metrics
-  ]
-  for i, strength in enumerate(design.strengths):
-    rows.append([f"{strength:g}"] + [f"{c[i]:.1f}" for c in curves])
-  head = ["strength"] + [
-    f"{method} {NAMES[m]}" for method in ("L2", "L2-SP") for m in metrics
-  ]
-  return study_report.table(head, rows)
-
-
-def plot_tradeoff(path: str, records, design: Design) -> None:
-  """Old- against new-class test accuracy as the strength grows.
-
-  One panel per number of labels, one curve per method (means over every
-  seed) with its weakest and strongest strength written beside it; plain
-  fine-tuning and the pretrained models are single points.
-
-  Args:
-    path: the PNG file to write.
-    records: the story's records.
-    design: its seeds and strengths.
-  """
-  plt = study_report.pyplot()
-  labels = sorted({r["labels"] for r in records if r["part"] == SAME_HEAD})
-  figure, axes = study_report.panels(plt, 1, len(labels), size=(3.6, 3.4))
-  pretrained = [r for r in records if r["part"] == "pretrained"]
-  for ax, n in zip(axes[0], labels):
-    where = dict(part=SAME_HEAD, labels=n)
-    for method, marker, offset in (
-      ("L2", "s", (4, -12)),
-      ("L2-SP", "o", (5, 3)),
-    ):
-      strengths, new = mean_curve(
-        records, design, "new", method=method, **where
-      )
-      old = mean_curve(records, design, "old", method=method, **where)[1]
-      ax.plot(new, old, marker=marker, label=method)
-      for i in (0, len(strengths) - 1):
-        ax.annotate(
-          f"{strengths[i]:g}",
-          (new[i], old[i]),
-          fontsize=9,
-          xytext=offset,
-          textcoords="offset points",
-        )
-    plain = [
-      r
-      for r in records
-      if r["method"] == "plain" and r.items() >= where.items()
-    ]
-    for name, rows, marker in (
-      ("plain", plain, "*"),
-      ("pretrained", pretrained, "X"),
-    ):
-      point = [np.mean([r[m] for r in rows]) for m in ("new", "old")]
-      ax.plot(*point, marker, color="black", markersize=9, label=name, zorder=3)
-    ax.set(
-      xlabel="new classes 5-9 (%)",
-      ylabel="old classes 0-4 (%)",
-      title=f"{n} labels per new class",
-      xlim=(-3, 103),
-      ylim=(-3, 103),
+  seeds = sorted({r["seed"] for r in records})
+  of = lambda part, arm, key: table(records, seeds, part, arm, key)[0]
+  start = lambda key: [] if arm == "plain" else [of(SAME_HEAD, "plain", key)]
+  return tuple(
+    np.hstack(
+      [s[:, :1] for s in start(key)]
+      + [of(SAME_HEAD, arm, key), of("pretrained", "pretrained", key)]
     )
-    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(0.02, 0.5))
-  study_report.save(plt, figure, path)
-
-
-METHODS = ("scratch", "plain", "L2", "L2-SP")  # the order of the tables
-
-
-def summarise(records, design: Design):
-  """Every method's picks and the replicated verdicts.
-
-  Args:
-    records: the story's records.
-    design: its seed sets and strengths.
-
-  Returns:
-    ``(picked, compared)``: a list of :class:`Picked` and the result of
-    :func:`compare`.
-  """
-  order = lambda key: (key[0] != SAME_HEAD, key[1], METHODS.index(key[2]))
-  keys = {(r["part"], r["labels"], r["method"]) for r in records}
-  keys = sorted((k for k in keys if k[0] in METRICS), key=order)
-  picked = [pick(records, design, *key) for key in keys]
-  return picked, compare(picked)
-
-
-def markdown(head: str, records, design: Design, picked, compared) -> str:
-  """The results page: tables, verdicts and the figure.
-
-  Args:
-    head: :func:`examples.anchors_lib.output.header`'s table.
-    records: the story's records.
-    design: its seed sets and strengths.
-    picked: :func:`summarise`'s picks.
-    compared: its verdicts.
-
-  Returns:
-    The page, in markdown.
-  """
-  sets = " / ".join(
-    f"{n} (seeds {s[0]}-{s[-1]})" for n, s in design.seed_sets.items()
+    for key in ("old", "new")
   )
-  pretrained = [r["old"] for r in records if r["part"] == "pretrained"]
-  lines = [
-    "# L2-SP: learning new digits without forgetting the old",
-    "",
-    head,
-    "",
-    "Cells are `set A / set B`, each the mean ± std over its seeds; the"
-    f" seed sets are {sets}. Before fine-tuning, the models pretrained on"
-    " classes 0-4 score"
-    f" {study_report.mean_std(pretrained)}% on the old test classes.",
-    "",
-    "## The same 10-way head learns classes 5-9",
-    "",
-    "Each set picks the strength with its best mean validation accuracy"
-    " on all ten classes († an end of the grid).",
-    "",
-    picked_table(picked, SAME_HEAD, design.strengths),
-    "",
-    "Differences paired by seed, in points, with their 95% intervals;"
-    " verdicts as in `examples/anchors_lib/verdicts.py`, with a margin of"
-    f" ±{MARGIN:g} point.",
-    "",
-    verdict_table(compared, SAME_HEAD),
+
+
+def new_at_old(old: np.ndarray, new: np.ndarray, level: float) -> float:
+  """New-class accuracy where a curve first reaches ``level`` old-class.
+
+  Linear between the two points around the crossing; NaN if it never
+  does.
+  """
+  above = np.flatnonzero(old >= level)
+  if not len(above):
+    return math.nan
+  i = above[0]
+  if i == 0:
+    return float(new[0])
+  share = (level - old[i - 1]) / (old[i] - old[i - 1])
+  return float(new[i - 1] + share * (new[i] - new[i - 1]))
+
+
+def compared(declared, tuning, records, margin: float) -> list[dict]:
+  """The declared ``(part, rule, metric, a, b)``: ``a - b`` on ``records``."""
+  found = [
+    evidence.compare(
+      *(at_pick(tuning, records, part, m, rule, metric) for m in (a, b)),
+      names=(a, b, part),
+      margin=margin,
+      family="primary" if declared == PRIMARY else "secondary",
+    )
+    for part, rule, metric, a, b in declared
   ]
-  for labels in sorted({p.labels for p in picked if p.part == SAME_HEAD}):
-    lines += [
-      "",
-      f"Every strength, {labels} labels per new class (test accuracy, mean"
-      " over every seed of both sets):",
-      "",
-      grid_table(records, design, labels),
+  found = evidence.holm(found) if declared == PRIMARY else found
+  return [
+    dataclasses.asdict(c) | {"rule": rule, "metric": metric, "part": part}
+    for c, (part, rule, metric, _, _) in zip(found, declared)
+  ]
+
+
+def arms(tuning, confirmation) -> list[dict]:
+  """Each arm's pick by each rule, and its test accuracies (mean, sd)."""
+  rows = []
+  for part, rule in PICKS:
+    for arm in ARMS[part]:
+      seeds = sorted({r["seed"] for r in tuning})
+      knobs = table(tuning, seeds, part, arm, "val_new")[1]
+      i = pick(tuning, seeds, part, arm, rule)
+      metrics = ("all", "old", "new") if part == SAME_HEAD else ("new",)
+      test = [
+        at_pick(tuning, confirmation, part, arm, rule, m) for m in metrics
+      ]
+      rows.append(
+        {"part": part, "rule": rule, "arm": arm, "knob": knobs[i]}
+        | {"edge": arm not in UNPULLED and i in (0, len(knobs) - 1)}
+        | {m: [v.mean(), v.std(ddof=1)] for m, v in zip(metrics, test)}
+      )
+  return rows
+
+
+def analyse(tuning, confirmation, margin: float) -> dict:
+  """The record's picks, comparisons and curves, from the runs."""
+  fisher = [r["ratio"] for r in confirmation if r["part"] == "fisher"]
+  confirmation = [r for r in confirmation if r["part"] != "fisher"]
+  tuning = [r for r in tuning if r["part"] != "fisher"]
+  curves = {arm: curve(confirmation, arm) for arm in ARMS[SAME_HEAD]}
+  equal_old = []
+  for level, (a, b) in itertools.product(LEVELS, AT_EQUAL_OLD):
+    at = [
+      [new_at_old(*seed, level) for seed in zip(*curves[m])] for m in (a, b)
     ]
-  lines += [
-    "",
-    "![Old- against new-class accuracy as the strength grows](l2sp.png)",
-    "",
-    f"## A new 5-way head, {picked[-1].labels} labels per class",
-    "",
-    "Test accuracy on classes 5-9; each set picks the strength on their"
-    " validation examples.",
-    "",
-    picked_table(picked, NEW_HEAD, design.strengths),
-    "",
-    verdict_table(compared, NEW_HEAD),
-  ]
-  return "\n".join(lines)
+    c = evidence.compare(*at, names=(a, b, SAME_HEAD), margin=margin)
+    equal_old.append(dataclasses.asdict(c) | {"level": level})
+  pretrained = curves["plain"][0][:, -1]
+  return {
+    "seeds": sorted({r["seed"] for r in confirmation}),
+    "pretrained": [pretrained.mean(), pretrained.std(ddof=1)],
+    "arms": arms(tuning, confirmation),
+    "primary": compared(PRIMARY, tuning, confirmation, margin),
+    "secondary": compared(SECONDARY, tuning, confirmation, margin),
+    "equal_old": equal_old,
+    "curves": {
+      arm: {"old": o.mean(0).tolist(), "new": n.mean(0).tolist()}
+      for arm, (o, n) in curves.items()
+    },
+    "fisher": {"median": np.median(fisher), "max": np.max(fisher)},
+  }
 
 
-def write(out, command, seconds, records, design: Design, settings) -> str:
-  """Writes ``l2sp.md``, ``l2sp.json`` and ``l2sp.png`` into ``out``.
+STYLES = {  # colour, marker, line: the body-only pulls dashed and hollow
+  "plain": ("0.2", "o", ":"),
+  "L2-SP": ("C0", "s", "-"),
+  "L2-SP (body)": ("C0", "s", "--"),
+  "EWC": ("C3", "^", "-"),
+  "EWC (body)": ("C3", "^", "--"),
+}
 
-  Args:
-    out: the directory.
-    command: the command line that ran.
-    seconds: its wall time up to here.
-    records: the story's records.
-    design: its design.
-    settings: ``(property, value)`` rows for the page's header.
 
-  Returns:
-    The page, which is also printed.
+def plot(path: str, record: dict) -> None:
+  """Old- against new-class test accuracy along each arm's knob.
+
+  Means over the confirmation seeds; the pulls' curves start at plain
+  fine-tuning's last step, and every curve ends at the pretrained model.
   """
-  picked, compared = summarise(records, design)
-  head = output.header(command, seconds, settings)
-  text = markdown(head, records, design, picked, compared)
-  record = dict(
-    command=command,
-    seconds=seconds,
-    design=design,
-    margin=MARGIN,
-    picked=picked,
-    verdicts=compared,
-    records=records,
+  figure, ax = plt.subplots(figsize=(7.6, 4.2))
+  for arm, (colour, marker, line) in STYLES.items():
+    c = record["analysis"]["curves"][arm]
+    hollow = {"mfc": "white"} if BODY in arm else {}
+    ax.plot(
+      c["new"], c["old"], line, marker=marker, color=colour, label=arm, **hollow
+    )
+  ax.plot(c["new"][-1], c["old"][-1], "X", color="k", ms=9, label="pretrained")
+  for level in LEVELS:
+    ax.axhline(level, color="0.8", lw=0.8, zorder=0)
+  ax.set(
+    xlabel="new classes 5-9, test accuracy (%)",
+    ylabel="old classes 0-4, test accuracy (%)",
+    xlim=(-3, 103),
+    ylim=(-3, 103),
   )
-  paths = output.write(out, "l2sp", text, record)
-  plot_tradeoff(paths["png"], records, design)
-  print(text)
-  return text
+  ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def context(record: dict) -> dict:
+  """Everything the template writes, from the record alone."""
+  a = record["analysis"]
+  where = lambda items, **k: [c for c in items if c.items() >= k.items()]
+  return record | {
+    "a": a,
+    "rules": RULES,
+    "budget": BUDGET,
+    "where": where,
+    "one": lambda items, **k: where(items, **k)[0],
+    "words": evidence.words,
+  }
+
+
+def render(out: str, pages: Sequence[str] = ()) -> dict:
+  """The figure, the page and the ``pages``' summaries from the record."""
+  with open(os.path.join(out, "l2sp.json")) as f:
+    record = json.load(f)
+  plot(os.path.join(out, "l2sp.png"), record)
+  with open(os.path.join(out, "l2sp.md"), "w") as f:
+    f.write(evidence.render(TEMPLATE, context(record)))
+  summary = evidence.render(SUMMARY, context(record))
+  for path in pages:
+    with open(path) as f:
+      page = f.read()
+    with open(path, "w") as f:
+      f.write(evidence.replace_block(page, "l2sp summary", summary))
+  return record
+
+
+def write(out, settings, design, planned, tuning, confirmation, pages) -> dict:
+  """Writes the record, ``l2sp.json``, into ``out``; then :func:`render`."""
+  record = {
+    "settings": settings,
+    "machine": machine.describe(),
+    "design": dataclasses.asdict(design)
+    | {"budget": BUDGET, "levels": LEVELS, "alpha": evidence.ALPHA},
+    "plan": planned,
+    "analysis": analyse(tuning, confirmation, planned["margin"]),
+    "runs": {"tuning": tuning, "confirmation": confirmation},
+  }
+  os.makedirs(out, exist_ok=True)
+  # The runs on one line: a record of thousands of runs, not of pages.
+  runs = json.dumps(record["runs"], separators=(",", ":"), default=float)
+  text = json.dumps(record | {"runs": "@"}, indent=1, default=float)
+  with open(os.path.join(out, "l2sp.json"), "w") as f:
+    f.write(text.replace('"runs": "@"', f'"runs": {runs}') + "\n")
+  return render(out, pages)

@@ -1,11 +1,13 @@
 """Training many configurations of one method together.
 
 A *sweep* is one method at one batch size on a list of configurations
-(seed, learning rate, lambda_w / eta_0). All of them train at once:
-``jax.vmap`` over the configurations, ``jax.lax.scan`` over the steps of an
-epoch, one ``jax.jit`` call per epoch. Each configuration is a plain Flax
-NNX model with an ``nnx.Optimizer(model, tx, wrt=nnx.Param)``; its seed fixes
-the initialisation and the order of the data.
+(seed, learning rate, lambda_w / eta_0, weight decay). All of them train
+at once: ``jax.vmap`` over the configurations, ``jax.lax.scan`` over the
+steps of an epoch, one ``jax.jit`` call per epoch. Each configuration is a
+plain Flax NNX model with an ``nnx.Optimizer(model, tx, wrt=nnx.Param)``;
+its seed fixes the initialisation, the order of the data and the data
+itself: each seed trains and is scored on its own split
+(:func:`data_lib.split_of`).
 
 An interrupted sweep resumes from an orbax checkpoint of the stacked state
 (model, optimizer, data-order keys) and the history so far, and ends with
@@ -47,6 +49,7 @@ class Config(NamedTuple):
   seed: int
   learning_rate: float
   lambda_ratio: float = 0.1
+  weight_decay: float = methods_lib.WEIGHT_DECAY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,32 +63,33 @@ class Plan:
   epochs: int
   steps_per_epoch: int
   period: int = 10
-  weight_decay: float = methods_lib.WEIGHT_DECAY
-  split: int = 0  # the data split (see data_lib): each seed set has its own
+
+  @property
+  def seeds(self) -> tuple[int, ...]:
+    return tuple(sorted({c.seed for c in self.configs}))
 
   @property
   def slug(self) -> str:
     configs = ",".join(
-      f"{c.seed}:{c.learning_rate!r}:{c.lambda_ratio!r}" for c in self.configs
+      f"{c.seed}:{c.learning_rate!r}:{c.lambda_ratio!r}:{c.weight_decay!r}"
+      for c in self.configs
     )
     digest = hashlib.sha256(
       (self.task.description + configs).encode()
     ).hexdigest()[:10]
     text = (
       f"{self.task.name}_{self.method.name}_b{self.batch_size}"
-      f"_p{self.period}_wd{self.weight_decay:g}"
-      f"_e{self.epochs}x{self.steps_per_epoch}_s{self.split}_{digest}"
+      f"_p{self.period}_e{self.epochs}x{self.steps_per_epoch}_{digest}"
     )
     return "".join(c if c.isalnum() else "_" for c in text)
 
-  def tx_factory(self, learning_rate, lambda_ratio):
+  def tx_factory(self, learning_rate, lambda_ratio, weight_decay):
     return self.method.make(
       learning_rate,
       lambda_ratio,
+      weight_decay,
       total_updates=self.epochs * self.steps_per_epoch,
-      batch_size=self.batch_size,
       period=self.period,
-      weight_decay=self.weight_decay,
     )
 
 
@@ -115,11 +119,12 @@ def train_step(model, optimizer, x, y):
   return loss, accuracy
 
 
-def make_optimizer(model, plan: Plan, learning_rate, lambda_ratio):
-  # inject_hyperparams puts the rate and the ratio in the optimizer state,
-  # so that configurations with different values can be vmapped together.
+def make_optimizer(model, plan: Plan, learning_rate, lambda_ratio, decay):
+  # inject_hyperparams puts the rate, the ratio and the decay in the
+  # optimizer state, so that configurations with different values can be
+  # vmapped together.
   tx = optax.inject_hyperparams(plan.tx_factory)(
-    learning_rate=learning_rate, lambda_ratio=lambda_ratio
+    learning_rate=learning_rate, lambda_ratio=lambda_ratio, weight_decay=decay
   )
   return nnx.Optimizer(model, tx, wrt=nnx.Param)
 
@@ -131,7 +136,8 @@ def data_key(seed: int) -> jax.Array:
 def graphdef_of(plan: Plan) -> Any:
   def build():
     model = plan.task.model(nnx.Rngs(0))
-    return model, make_optimizer(model, plan, jnp.float32(1), jnp.float32(0.1))
+    one = jnp.float32(1)
+    return model, make_optimizer(model, plan, one, one, one)
 
   return nnx.graphdef(nnx.eval_shape(build))
 
@@ -149,23 +155,25 @@ def initial_models(task: data_lib.Task, seeds: tuple[int, ...]):
   return graphdef, jax.jit(init)(jnp.array(seeds, jnp.uint32))
 
 
-def init_sweep(plan: Plan) -> Sweep:
-  seeds = tuple(sorted({c.seed for c in plan.configs}))
-  model_graphdef, by_seed = initial_models(plan.task, seeds)
-  index = jnp.array([seeds.index(c.seed) for c in plan.configs])
-  per_config = jax.tree.map(lambda a: a[index], by_seed)
+def seed_index(plan: Plan) -> jax.Array:
+  """For each configuration, the position of its seed in ``plan.seeds``."""
+  return jnp.array([plan.seeds.index(c.seed) for c in plan.configs])
 
-  def init_one(model_state, learning_rate, lambda_ratio):
+
+def init_sweep(plan: Plan) -> Sweep:
+  model_graphdef, by_seed = initial_models(plan.task, plan.seeds)
+  per_config = jax.tree.map(lambda a: a[seed_index(plan)], by_seed)
+
+  def init_one(model_state, learning_rate, lambda_ratio, decay):
     model = nnx.merge(model_graphdef, model_state)
-    optimizer = make_optimizer(model, plan, learning_rate, lambda_ratio)
+    optimizer = make_optimizer(model, plan, learning_rate, lambda_ratio, decay)
     return nnx.state((model, optimizer))
 
   column = lambda name: jnp.array(
     [getattr(c, name) for c in plan.configs], jnp.float32
   )
-  state = jax.jit(jax.vmap(init_one))(
-    per_config, column("learning_rate"), column("lambda_ratio")
-  )
+  names = ("learning_rate", "lambda_ratio", "weight_decay")
+  state = jax.jit(jax.vmap(init_one))(per_config, *map(column, names))
   keys = jnp.stack([data_key(c.seed) for c in plan.configs])
   return Sweep(state, keys)
 
@@ -177,16 +185,19 @@ def compiled_for(plan: Plan) -> Callable[..., Any]:
 
 
 def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
-  """``epoch(sweep, train, held_out, val_chunks) -> (sweep, metrics)``.
+  """``epoch(sweep, index, train, held_out, val_chunks) -> (sweep, metrics)``.
 
-  Trains every configuration for one epoch (in training mode: a BatchNorm
+  ``train`` and ``held_out`` hold each seed's split, stacked; ``index``
+  says which seed's each configuration trains on. Trains every
+  configuration for one epoch (in training mode: a BatchNorm
   normalises with each batch's statistics and updates its running
   averages), then evaluates each on ``held_out`` (the validation chunks,
   then the test chunks) in evaluation mode (running averages, nothing
   updated).
   """
 
-  def train_one(state, key, x, y):
+  def train_one(state, key, index, x, y):
+    x, y = x[index], y[index]
     key, order_key = jax.random.split(key)
     batches = batching.epoch_batches(order_key, x.shape[0], plan.batch_size)
 
@@ -198,18 +209,20 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
     state, (losses, accuracies) = jax.lax.scan(step, state, batches)
     return state, key, losses.mean(), accuracies.mean()
 
-  def evaluate_one(state, split):
+  def evaluate_one(state, index, split):
     model, _ = nnx.merge(graphdef, state)
     model.eval()  # BatchNorm: the running averages, not the batch's
-    return batching.summed_loss_and_correct(model, split)
+    return batching.summed_loss_and_correct(
+      model, tuple(a[index] for a in split)
+    )
 
   @functools.partial(jax.jit, static_argnames="val_chunks", donate_argnums=0)
-  def epoch(sweep: Sweep, train, held_out, val_chunks: int):
+  def epoch(sweep: Sweep, index, train, held_out, val_chunks: int):
     state, keys, train_loss, train_accuracy = jax.vmap(
-      train_one, in_axes=(0, 0, None, None)
-    )(sweep.state, sweep.data_keys, *train)
-    sums = jax.vmap(evaluate_one, in_axes=(0, None))(state, held_out)
-    weight = held_out[2].sum(axis=1)
+      train_one, in_axes=(0, 0, 0, None, None)
+    )(sweep.state, sweep.data_keys, index, *train)
+    sums = jax.vmap(evaluate_one, in_axes=(0, 0, None))(state, index, held_out)
+    weight = held_out[2][0].sum(axis=1)
     mean_of = lambda part: (
       jnp.sum(sums[0][:, part], axis=1) / jnp.sum(weight[part]),
       jnp.sum(sums[1][:, part], axis=1) / jnp.sum(weight[part]),
@@ -279,9 +292,24 @@ def restore_checkpoint(manager, template: Sweep, history):
   )
 
 
+def stacked_splits(plan: Plan):
+  """Each seed's training split and held-out chunks, stacked by seed."""
+  splits = [plan.task.load(data_lib.split_of(s)) for s in plan.seeds]
+  train = [
+    jnp.asarray(np.stack([getattr(d, name) for d in splits]))
+    for name in ("train_x", "train_y")
+  ]
+  held_out = []
+  for d in splits:
+    val = batching.padded_chunks(d.val_x, d.val_y, EVAL_CHUNK)
+    test = batching.padded_chunks(d.test_x, d.test_y, EVAL_CHUNK)
+    held_out.append([np.concatenate(pair) for pair in zip(val, test)])
+  held_out = tuple(jnp.asarray(np.stack(a)) for a in zip(*held_out))
+  return tuple(train), held_out, val[0].shape[0]
+
+
 def train(
   plan: Plan,
-  data: data_lib.Dataset,
   *,
   checkpoint_dir: str | None = None,
   checkpoint_every_s: float = 60.0,
@@ -298,12 +326,8 @@ def train(
   before its end; ``done`` says whether it reached its end.
   """
   epoch_fn = compiled_for(plan)
-  train_split = (jnp.asarray(data.train_x), jnp.asarray(data.train_y))
-  val, test = (
-    batching.padded_chunks(data.val_x, data.val_y, EVAL_CHUNK),
-    batching.padded_chunks(data.test_x, data.test_y, EVAL_CHUNK),
-  )
-  held_out = tuple(jnp.asarray(np.concatenate(pair)) for pair in zip(val, test))
+  train_split, held_out, val_chunks = stacked_splits(plan)
+  index = seed_index(plan)
   sweep, history, start = init_sweep(plan), empty_history(plan), 0
   path = checkpoint_dir and os.path.join(checkpoint_dir, plan.slug)
   manager = None  # opened only when there is something to restore or save
@@ -318,7 +342,7 @@ def train(
   )
   for epoch in range(start, stop):
     sweep, metrics = epoch_fn(
-      sweep, train_split, held_out, val_chunks=val[0].shape[0]
+      sweep, index, train_split, held_out, val_chunks=val_chunks
     )
     for name, values in metrics.items():
       history[name][epoch] = np.asarray(values)
