@@ -184,7 +184,26 @@ def analyse(design: design_lib.Design, cells: dict, plans: dict) -> dict:
             test[a], test[b], names=(a, b, cell.name), margin=p["margin"]
           )
         )
-  cross, gaps = [], []
+  return {
+    "primary": [dataclasses.asdict(c) for c in evidence.holm(primary)],
+    "secondary": [dataclasses.asdict(c) for c in secondary],
+    "cross": [dataclasses.asdict(c) for c in cross_net(design, cells, plans)],
+    "paper": paper,
+    "ranges": ranges,
+    "budgets": budgets,
+    "gaps": [
+      gap(cell, by_name[f"{cell.task} b{design_lib.LARGE_BATCH}"], cells, plans)
+      for cell in design.cells
+      if cell.pairs and f"{cell.task} b{design_lib.LARGE_BATCH}" in by_name
+    ],
+    "predicted_shift": predicted_shift(),
+  }
+
+
+def cross_net(design: design_lib.Design, cells: dict, plans: dict) -> list:
+  """TR on the BatchNorm net against each base on the GroupNorm net."""
+  by_name = {c.name: c for c in design.cells}
+  cross = []
   for batch in sorted({c.batch_size for c in design.cells}):
     bn, gn = (
       by_name.get(f"digits-bn b{batch}"),
@@ -203,20 +222,7 @@ def analyse(design: design_lib.Design, cells: dict, plans: dict) -> dict:
                 margin=plans[bn]["margin"],
               )
             )
-  for cell in design.cells:
-    large = by_name.get(f"{cell.task} b{design_lib.LARGE_BATCH}")
-    if large and cell.pairs:
-      gaps.append(gap(cell, large, cells, plans))
-  return {
-    "primary": [dataclasses.asdict(c) for c in evidence.holm(primary)],
-    "secondary": [dataclasses.asdict(c) for c in secondary],
-    "cross": [dataclasses.asdict(c) for c in cross],
-    "paper": paper,
-    "ranges": ranges,
-    "budgets": budgets,
-    "gaps": gaps,
-    "predicted_shift": predicted_shift(),
-  }
+  return cross
 
 
 def paper_comparison(cell, results, a: str, b: str, margin: float) -> dict:

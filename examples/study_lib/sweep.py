@@ -229,19 +229,8 @@ def make_epoch_fn(plan: Plan, graphdef: Any) -> Callable[..., Any]:
     )
     val_loss, val_accuracy = mean_of(slice(None, val_chunks))
     test_loss, test_accuracy = mean_of(slice(val_chunks, None))
-    metrics = dict(
-      zip(
-        METRICS,
-        (
-          train_loss,
-          train_accuracy,
-          val_loss,
-          val_accuracy,
-          test_loss,
-          test_accuracy,
-        ),
-      )
-    )
+    measured = (train_loss, train_accuracy, val_loss, val_accuracy)
+    metrics = dict(zip(METRICS, (*measured, test_loss, test_accuracy)))
     return Sweep(state, keys), metrics
 
   return epoch
