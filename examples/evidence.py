@@ -23,6 +23,7 @@ error rate), **inconclusive** otherwise. So no label can contradict its
 own interval.
 """
 
+import argparse
 from collections.abc import Callable, Iterable, Sequence
 import concurrent.futures
 import dataclasses
@@ -459,3 +460,30 @@ def words(items: Iterable[str]) -> str:
   if len(items) <= 1:
     return "".join(items) or "none"
   return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def story_arguments(
+  argv: Sequence[str] | None, description: str, out: str, block: str
+) -> argparse.Namespace:
+  """The anchor stories' command line: --quick, --out, --workers, --summary.
+
+  Args:
+    argv: the arguments (``None``: ``sys.argv[1:]``).
+    description: the story's one-line summary.
+    out: where its record, page and figures go by default.
+    block: the name of the marked block that ``--summary`` pages hold.
+
+  Returns:
+    The parsed arguments (``--render``: only the pages, from OUT's record).
+  """
+  parser = argparse.ArgumentParser(description=description)
+  parser.add_argument("--quick", action="store_true", help="a smoke run")
+  parser.add_argument("--out", default=out)
+  parser.add_argument("--workers", type=int, default=1)
+  parser.add_argument(
+    "--summary", nargs="*", default=(), help=f"pages whose {block} is replaced"
+  )
+  parser.add_argument(
+    "--render", action="store_true", help="only the pages, from OUT's record"
+  )
+  return parser.parse_args(argv)

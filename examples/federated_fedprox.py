@@ -23,7 +23,6 @@ x methods x rates) and the sampled clients, a ``jax.lax.fori_loop`` over
 the local steps, in which each client stops at its own step budget.
 """
 
-import argparse
 import functools
 import json
 import os
@@ -258,20 +257,9 @@ def main(argv: list[str] | None = None) -> dict:
   Returns:
     The record.
   """
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--quick", action="store_true", help="a smoke run")
-  parser.add_argument("--out", default="results/fedprox")
-  parser.add_argument("--workers", type=int, default=1)
-  parser.add_argument(
-    "--summary",
-    nargs="*",
-    default=(),
-    help="pages whose FedProx block is replaced",
+  args = evidence.story_arguments(
+    argv, __doc__.split("\n")[0], "results/fedprox", "FedProx block"
   )
-  parser.add_argument(
-    "--render", action="store_true", help="only the pages, from OUT's record"
-  )
-  args = parser.parse_args(argv)
   if args.render:
     with open(os.path.join(args.out, "fedprox.json")) as f:
       record = json.load(f)

@@ -21,7 +21,6 @@ split. All the runs of a seed train at once, ``jax.vmap``-ped.
   python -m examples.finetune_l2sp --render --out docs/results  # the page
 """
 
-import argparse
 import functools
 import sys
 import time
@@ -237,20 +236,9 @@ def run_seed(seed: int, design: report.Design) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
   """Tunes, plans and confirms; writes ``l2sp.md``, ``.json``, ``.png``."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--quick", action="store_true", help="a smoke run")
-  parser.add_argument("--out", default="results/l2sp")
-  parser.add_argument("--workers", type=int, default=1)
-  parser.add_argument(
-    "--summary",
-    nargs="*",
-    default=(),
-    help="pages whose l2sp block is replaced",
+  args = evidence.story_arguments(
+    argv, __doc__.split("\n")[0], "results/l2sp", "l2sp block"
   )
-  parser.add_argument(
-    "--render", action="store_true", help="only the page, from OUT's record"
-  )
-  args = parser.parse_args(argv)
   if args.render:
     return report.render(args.out, args.summary)
   design = report.QUICK if args.quick else report.FULL
