@@ -96,15 +96,17 @@ class Comparison:
   power: float | None = None
 
 
-def t_interval(diff: np.ndarray, level: float) -> tuple[float, float]:
-  """The t-interval of the mean of ``diff`` at ``level`` (infinite for n<2)."""
-  if len(diff) < 2 or not np.all(np.isfinite(diff)):
+def t_interval(
+  mean: float, sd: float, n: int, level: float
+) -> tuple[float, float]:
+  """The t-interval at ``level`` of a mean of ``n`` values of sd ``sd``.
+
+  Infinite with fewer than 2 values or an undefined ``sd``.
+  """
+  if n < 2 or not math.isfinite(sd):
     return -math.inf, math.inf
-  sem = scipy.stats.sem(diff)
-  if sem == 0:
-    return float(diff.mean()), float(diff.mean())
-  low, high = scipy.stats.t.interval(level, len(diff) - 1, diff.mean(), sem)
-  return float(low), float(high)
+  half = float(scipy.stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
+  return mean - half, mean + half
 
 
 def compare(
@@ -141,18 +143,18 @@ def compare(
   (2.0, -0.48, 4.48, 'inconclusive')
   """
   diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  n = len(diff)
+  n, mean = len(diff), float(diff.mean())
   sd = float(diff.std(ddof=1)) if n > 1 else math.nan
   p = (
     float(scipy.stats.ttest_1samp(diff, 0.0).pvalue)
     if n > 1 and sd > 0
-    else (0.0 if n > 1 and diff.mean() != 0 else 1.0)
+    else (0.0 if n > 1 and mean != 0 else 1.0)
   )
-  low, high = t_interval(diff, level)
+  low, high = t_interval(mean, sd, n, level)
   return Comparison(
     *names,
     family,
-    float(diff.mean()),
+    mean,
     sd,
     n,
     p,
@@ -191,16 +193,14 @@ def holm(comparisons: Sequence[Comparison], alpha: float = ALPHA):
     if stopped is None and comparisons[i].p > step:
       stopped = step
     levels[i] = 1 - step
-  return [
-    dataclasses.replace(c, level=level, **_at(c, level))
-    for c, level in zip(comparisons, levels)
-  ]
-
-
-def _at(c: Comparison, level: float) -> dict[str, Any]:
-  half = scipy.stats.t.ppf((1 + level) / 2, c.n - 1) * c.sd / math.sqrt(c.n)
-  low, high = c.mean - half, c.mean + half
-  return {"low": low, "high": high, "word": verdict(low, high, c.margin)}
+  corrected = []
+  for c, level in zip(comparisons, levels):
+    low, high = t_interval(c.mean, c.sd, c.n, level)
+    word = verdict(low, high, c.margin)
+    corrected.append(
+      dataclasses.replace(c, level=level, low=low, high=high, word=word)
+    )
+  return corrected
 
 
 def power(n: int, sd: float, margin: float, alpha: float = ALPHA) -> float:

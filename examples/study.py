@@ -205,7 +205,8 @@ def training_seconds(cells) -> float:
   )
 
 
-def render(args) -> None:
+def render(args) -> str:
+  """Renders --page and the --summary blocks from OUT's record; the summary."""
   with open(os.path.join(args.out, "study.json")) as f:
     record = json.load(f)
   context = report.context(record)
@@ -218,6 +219,7 @@ def render(args) -> None:
       page = f.read()
     with open(path, "w") as f:
       f.write(evidence.replace_block(page, "study summary", summary))
+  return summary
 
 
 def main(argv=None) -> dict | None:
@@ -236,8 +238,7 @@ def main(argv=None) -> dict | None:
   with open(os.path.join(args.out, "study.json"), "w") as f:
     json.dump(record, f, indent=1, default=float)
   report.plot(record, args.out)
-  render(args)
-  print(evidence.render(SUMMARY, report.context(record)))
+  print(render(args))
   return record
 
 

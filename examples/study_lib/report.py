@@ -314,6 +314,10 @@ def context(record: dict) -> dict:
     "stdev": lambda values: float(np.std(values, ddof=1)),
     "mean": lambda values: float(np.mean(values)),
     "primary_count": len(analysis["primary"]),
+    "all_methods": list(
+      dict.fromkeys(m for c in record["cells"] for m in c["methods"])
+    ),
+    "controls": [c for c in record["cells"] if c["plan"]["power"] is None],
     "margins": sorted(
       {
         c["plan"]["margin"]
