@@ -275,6 +275,42 @@ def margin_for(sd: float, n: int, alpha: float) -> float:
   return float(sd / math.sqrt(n) * (t + scipy.stats.norm.ppf((1 + POWER) / 2)))
 
 
+def plan(
+  sd: float, margin: float, alpha: float, most: int, least: int, step: float
+) -> dict[str, float]:
+  """A comparison's seeds and margin, fixed from tuning before it runs.
+
+  The seeds are :func:`seeds_for`'s. Where even ``most`` seeds fall short
+  of 80% power at ``margin``, the margin widens to the smallest multiple
+  of ``step`` that they reach (:func:`margin_for`): "equivalent" then
+  means within that wider margin, and the page says which margin a
+  verdict used.
+
+  Args:
+    sd: the paired standard deviation, measured on the tuning seeds.
+    margin: the margin declared before the run.
+    alpha: one minus the interval's level.
+    most: the most seeds the budget allows.
+    least: the fewest seeds to use.
+    step: the widened margin's unit.
+
+  Returns:
+    ``sd``, ``seeds``, ``margin`` and ``power`` (at that margin).
+
+  >>> plan(2.0, 0.5, 0.05, most=32, least=3, step=0.25)["margin"]
+  1.25
+  """
+  n = seeds_for(sd, margin, alpha, most, least)
+  if power(n, sd, margin, alpha) < POWER:
+    margin = math.ceil(margin_for(sd, n, alpha) / step) * step
+  return {
+    "sd": sd,
+    "seeds": n,
+    "margin": margin,
+    "power": power(n, sd, margin, alpha),
+  }
+
+
 def median_comparison(
   a: Sequence[float],
   b: Sequence[float],
@@ -360,6 +396,12 @@ def bootstrap(
   return float(interval.low), float(interval.high)
 
 
+def _one_thread() -> None:
+  """Makes this process's XLA (not yet started) compute on one thread."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false"
+
+
 def run_jobs(
   job: Callable[[Any], Any],
   arguments: Sequence[Any],
@@ -369,8 +411,8 @@ def run_jobs(
   """``[job(a) for a in arguments]``, on ``workers`` spawned processes.
 
   With one worker everything runs here; with more, each argument goes to
-  the next free process (a sweep keeps one core busy, so two processes on
-  two cores take half the time). A progress bar counts finished jobs.
+  the next free process, whose XLA computes on one thread: the processes,
+  not XLA's threads, share the cores. A progress bar counts finished jobs.
 
   Args:
     job: a function of the module level (it is pickled by name).
@@ -391,7 +433,9 @@ def run_jobs(
     bar.close()
     return results
   context = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(workers, context) as pool:
+  with concurrent.futures.ProcessPoolExecutor(
+    workers, context, initializer=_one_thread
+  ) as pool:
     futures = [pool.submit(job, argument) for argument in arguments]
     for _ in concurrent.futures.as_completed(futures):
       bar.update()

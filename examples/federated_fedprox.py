@@ -19,8 +19,10 @@ Rates and mu are picked on validation, verdicts come from fresh seeds
   python -m examples.federated_fedprox --quick --out /tmp/fedprox
 
 A round is one jitted computation: ``jax.vmap`` over the runs (stragglers
-x methods x rates) and the sampled clients, a ``jax.lax.fori_loop`` over
-the local steps, in which each client stops at its own step budget.
+x methods x rates) and the sampled clients, ``jax.lax.fori_loop`` over
+the local steps. The runs share each client's minibatches; the clients,
+longest budget first, train in phases of halving width, so that finished
+clients cost little.
 """
 
 import functools
@@ -144,31 +146,75 @@ class Clients(NamedTuple):
   keys: jax.Array  # their minibatches, drawn with replacement
 
 
-# A client's round: `budget` SGD steps from the server's model, pulled to it.
-def local_training(model, server, mu, rate, budget, client, length, x, y):
-  """One client's parameters after ``budget`` of the round's ``length`` steps.
-
-  Each step is SGD on a minibatch of the client's examples with FedProx's
-  pull ``mu (w - server)`` added to the gradient.
-  """
-  tx = optax.chain(
+# A round: the sampled clients train, every run's at once; servers average.
+def optimizer(mu, rate) -> optax.GradientTransformation:
+  """A client's solver: SGD on its loss plus FedProx's pull ``mu (w - a)``."""
+  return optax.chain(
     optax_prox.proximal_regularize(mu, period=None), optax.sgd(rate)
   )
-  opt_state = optax_prox.set_anchor(tx.init(server), server)
 
-  def step(t, carry):
-    params, opt_state = carry
-    key = jax.random.fold_in(client.keys, t)
-    batch = client.held[
-      jax.random.randint(key, (BATCH_SIZE,), 0, client.counts)
+
+def phases(width: int) -> list[int]:
+  """How many clients each phase trains: all, then half, ..., one."""
+  sizes = [width]
+  while sizes[-1] > 1:
+    sizes.append((sizes[-1] + 1) // 2)
+  return sizes
+
+
+def local_training(model, runs: Runs, budgets, clients: Clients, x, y):
+  """Every run's clients, each after its local steps.
+
+  Client ``c`` of run ``r`` starts from the run's server model ``a`` and
+  takes ``budgets[r, c]`` SGD steps with FedProx's pull ``mu (w - a)``
+  added to the gradient, on minibatches of its examples: the same ones in
+  every run, so that the runs share each step's inputs. The clients step
+  together (``jax.vmap``), and a step costs as much for a client that is
+  done as for one that is not; so they are sorted by their longest budget
+  and train in phases of halving width, each phase ending once every
+  client it leaves out is done.
+
+  Returns:
+    The clients' parameters, stacked ``(runs, clients)``.
+  """
+  order = jnp.argsort(-budgets.max(axis=0))
+  budgets = budgets[:, order].T  # (clients, runs), longest first
+  clients = jax.tree.map(lambda a: a[order], clients)
+  start = lambda w, mu, rate: optax_prox.set_anchor(
+    optimizer(mu, rate).init(w), w
+  )
+  carry = jax.tree.map(
+    lambda a: jnp.broadcast_to(a, (len(order), *a.shape)),
+    (runs.servers, jax.vmap(start)(*runs)),
+  )
+
+  def step(t, carry, held, count, key, budget):
+    batch = held[
+      jax.random.randint(jax.random.fold_in(key, t), (BATCH_SIZE,), 0, count)
     ]
-    grads = jax.grad(loss_fn, argnums=1)(model, params, x[batch], y[batch])
-    updates, new_state = tx.update(grads, opt_state, params)
-    stepped = (optax.apply_updates(params, updates), new_state)
-    keep = lambda new, old: jnp.where(t < budget, new, old)
-    return jax.tree.map(keep, stepped, carry)
 
-  return jax.lax.fori_loop(0, length, step, (server, opt_state))[0]
+    def one_run(params, opt_state, mu, rate, budget):
+      grads = jax.grad(loss_fn, argnums=1)(model, params, x[batch], y[batch])
+      updates, opt_state = optimizer(mu, rate).update(grads, opt_state, params)
+      stepped = optax.apply_updates(params, updates)
+      keep = lambda new, old: jnp.where(t < budget, new, old)
+      return jax.tree.map(keep, stepped, params), opt_state
+
+    return jax.vmap(one_run)(*carry, runs.mu, runs.rate, budget)
+
+  def phase(carry, n, begin, end):  # the first n clients' steps begin..end
+    head = lambda tree: jax.tree.map(lambda a: a[:n], tree)
+    fixed = head((*clients, budgets))
+    every = lambda t, c: jax.vmap(step, (None, 0, 0, 0, 0, 0))(t, c, *fixed)
+    trained = jax.lax.fori_loop(begin, end, every, head(carry))
+    return jax.tree.map(lambda a, b: a.at[:n].set(b), carry, trained)
+
+  longest, sizes = budgets.max(axis=1), phases(len(order))
+  ends = [*(longest[n] for n in sizes[1:]), longest[0]]
+  for n, begin, end in zip(sizes, [0, *ends[:-1]], ends):
+    carry = phase(carry, n, begin, end)
+  unsorted = jnp.argsort(order)
+  return jax.tree.map(lambda a: jnp.swapaxes(a[unsorted], 0, 1), carry[0])
 
 
 def aggregate(server, params, budgets, counts):
@@ -181,22 +227,17 @@ def aggregate(server, params, budgets, counts):
   return jax.tree.map(average, params, server)
 
 
-# A round: the sampled clients train, the server averages; vmapped over runs.
 @functools.partial(jax.jit, static_argnums=0)
-def federated_round(model, runs: Runs, budgets, clients: Clients, length, x, y):
+def federated_round(model, runs: Runs, budgets, clients: Clients, x, y):
   """Every run's round: its sampled clients train, its server averages.
 
   ``budgets`` is ``(runs, clients)`` local steps (0: the client is
-  dropped), ``length`` their most, ``x`` and ``y`` the pooled data.
+  dropped); ``x`` and ``y`` are the pooled data.
   """
-
-  def one_run(server, mu, rate, budget):
-    train = functools.partial(local_training, model, server, mu, rate)
-    every_client = jax.vmap(train, in_axes=(0, 0, None, None, None))
-    params = every_client(budget, clients, length, x, y)
-    return aggregate(server, params, budget, clients.counts)
-
-  servers = jax.vmap(one_run)(*runs, budgets)
+  params = local_training(model, runs, budgets, clients, x, y)
+  servers = jax.vmap(aggregate, (0, 0, 0, None))(
+    runs.servers, params, budgets, clients.counts
+  )
   return runs._replace(servers=servers)
 
 
@@ -234,9 +275,7 @@ def train(job: report.Job) -> dict[str, np.ndarray]:
       shards.counts[chosen],
       jax.random.split(key, setting.clients),
     )
-    runs = federated_round(
-      setting.model, runs, steps[r], clients, steps[r].max(), *data[:2]
-    )
+    runs = federated_round(setting.model, runs, steps[r], clients, *data[:2])
     history.append(
       evaluation.evaluate_models(runs.servers, structure, parts, chunks)
     )

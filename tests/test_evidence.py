@@ -10,6 +10,7 @@
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -104,6 +105,16 @@ def test_the_seeds_for_power_are_the_fewest_that_reach_it():
   assert evidence.power(32, 5.0, margin, 0.05) == pytest.approx(0.8)
 
 
+def test_a_plan_keeps_a_reachable_margin_and_widens_one_out_of_reach():
+  kept = evidence.plan(0.55, 0.5, 0.01, most=64, least=3, step=0.25)
+  assert kept["margin"] == 0.5
+  assert kept["seeds"] == evidence.seeds_for(0.55, 0.5, 0.01, most=64)
+  wide = evidence.plan(5.0, 0.5, 0.01, most=8, least=3, step=0.5)
+  assert wide["seeds"] == 8 and wide["margin"] % 0.5 == 0
+  assert wide["power"] >= 0.8  # the widened margin is reached ...
+  assert evidence.power(8, 5.0, wide["margin"] - 0.5, 0.01) < 0.8  # ... just
+
+
 def test_the_sign_test_interval_is_a_pair_of_order_statistics():
   diff = np.arange(1.0, 17.0)  # 16 differences 1..16
   c = evidence.median_comparison(diff, np.zeros(16), names=NAMES, margin=0.5)
@@ -128,8 +139,10 @@ def test_the_bootstrap_interval_holds_the_estimate_and_repeats():
   assert evidence.bootstrap(statistic, a, b) == (low, high)
 
 
-def test_jobs_on_two_workers_come_back_in_order():
+def test_jobs_on_two_workers_come_back_in_order_computed_on_one_thread():
   assert evidence.run_jobs(math.sqrt, [16.0, 4.0, 9.0], workers=2) == [4, 2, 3]
+  flags = evidence.run_jobs(os.getenv, ["XLA_FLAGS"], workers=2)[0]
+  assert "--xla_cpu_multi_thread_eigen=false" in flags.split()
 
 
 def test_the_template_fails_on_a_name_the_record_lacks(tmp_path):

@@ -47,12 +47,18 @@ def test_the_quick_story_writes_a_verdict_for_every_setting_and_fraction(quick):
   for row in record["rows"]:
     assert row["ours"]["word"] in ("win", "loss", "equivalent", "inconclusive")
     assert row["ours"]["n"] == record["plans"][row["setting"]]["seeds"]
+    assert (
+      row["ours"]["margin"]
+      == fedprox.planned(record["plans"], row["setting"], row["fraction"])[
+        "margin"
+      ]
+    )
   assert (
     json.loads((out / "fedprox.json").read_text())["rows"] == record["rows"]
   )
   text = (out / "fedprox.md").read_text()
   assert "`python -m examples.federated_fedprox --quick --out" in text
-  assert text.count("| synthetic(1, 1) | 90% |") == 4  # one row per table
+  assert text.count("| synthetic(1, 1) | 90% |") == 6  # one row per table
   summary = (out / "page.md").read_text()
   assert summary.startswith("a\n<!-- fedprox summary -->\nThe 2 declared")
   assert "old" not in summary and summary.endswith(
@@ -105,6 +111,38 @@ def test_the_picks_read_validation_only():
   )
   changed = fedprox.picks(design, tuned_values(design, flipped, noise))
   assert {p["mu"] for p in changed} == {fedprox.arm(0.0)}
+
+
+def test_the_plan_shares_seeds_across_fractions_and_widens_each_margin():
+  s = fedprox.FULL.settings[0]
+  design = dataclasses.replace(fedprox.FULL, settings=(s,), most_seeds=8)
+  spread = {0.0: 0.2, 0.5: 1.0, 0.9: 6.0}  # the paired sd at each fraction
+  picked = [
+    {
+      "setting": s.name,
+      "fraction": f,
+      "mu": fedprox.arm(0.1),
+      "val": {
+        fedprox.FEDAVG: [50.0, 50.0, 50.0],
+        fedprox.arm(0.1): [50.0 - sd, 50.0, 50.0 + sd],
+      },
+    }
+    for f, sd in spread.items()
+  ]
+  plan = fedprox.plan(design, picked)[s.name]
+  alpha = evidence.ALPHA / fedprox.family_size(design)
+  assert plan["seeds"] == 8  # the 90% fraction's sd needs more than the cap
+  for c in plan["cells"]:
+    assert c["sd"] == pytest.approx(spread[c["fraction"]])
+    assert (
+      c["margin"]
+      == evidence.plan(
+        c["sd"], design.margin, alpha, 8, 8, fedprox.MARGIN_STEP
+      )["margin"]
+    )
+  margins = [fedprox.planned(fedprox.plan(design, picked), s.name, f)["margin"]
+             for f in spread]  # fmt: skip
+  assert margins[0] == design.margin and margins[2] > margins[1] > 1
 
 
 # ---------------------------------------------------------- the data -----
@@ -229,22 +267,24 @@ def test_a_round_matches_a_numpy_restatement_of_fedprox():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(12, synthetic.DIMENSION)).astype(np.float32)
   y = rng.integers(0, synthetic.CLASSES, 12).astype(np.int32)
-  held = np.array([[0, 1, 2, 3, 4, 0], [5, 6, 7, 8, 9, 10]], np.int32)
-  counts = np.array([5, 6], np.int32)
-  budgets = np.array([[3, 0], [3, 2]], np.int32)  # run 0 drops client 1
+  held = np.array(
+    [[0, 1, 2, 3, 4, 0], [5, 6, 7, 8, 9, 10], [11, 10, 9, 8, 11, 10]],
+    np.int32,
+  )
+  counts = np.array([5, 6, 4], np.int32)
+  # Run 0 drops client 1; client 2 trains longest, so the phases reorder.
+  budgets = np.array([[3, 0, 5], [3, 2, 1]], np.int32)
   mu, rate = np.array([0.0, 0.5], np.float32), np.array([0.1, 0.2], np.float32)
   server = nnx.state(story.MODELS["linear"](nnx.Rngs(0)))
   servers = jax.tree.map(lambda w: jnp.stack([w, w + 0.1]), server)
-  keys = jax.random.split(jax.random.key(3), 2)
+  keys = jax.random.split(jax.random.key(3), 3)
   runs = story.Runs(servers, jnp.asarray(mu), jnp.asarray(rate))
   clients = story.Clients(jnp.asarray(held), jnp.asarray(counts), keys)
-  after = story.federated_round(
-    "linear", runs, budgets, clients, np.int32(3), x, y
-  ).servers
+  after = story.federated_round("linear", runs, budgets, clients, x, y).servers
   for run in range(2):
     w, b = linear(servers, run)
     expected_w, expected_b, total = 0.0, 0.0, 0
-    for c in range(2):
+    for c in range(3):
       if budgets[run, c] == 0:
         continue  # dropped
       batches = [held[c][d] for d in draws(keys[c], budgets[run, c], counts[c])]

@@ -30,6 +30,7 @@ TEMPLATE = os.path.join(os.path.dirname(__file__), "fedprox.md.j2")
 CONFIRMATION_OFFSET = 1000  # the study's: confirmation seed i is 1000 + i
 LAST_ROUNDS = 3  # a "final" value: the mean over the last rounds
 LOSS_MARGIN = 0.05  # nats of final training loss, for the sign test
+MARGIN_STEP = 0.5  # points: a margin the seeds cannot reach widens by these
 FEDAVG = "FedAvg"
 
 
@@ -44,8 +45,9 @@ class Setting:
   iid: bool = False
   clients: int = 10  # sampled per round
   local: int = 20  # epochs of a client that finishes (the digits: steps)
-  rounds: int = 30
-  rates: tuple[float, ...] = (0.01, 0.03, 0.1)  # the grid tuned
+  rounds: int = 200  # the paper's
+  tuning_rounds: int = 100  # the rounds the picks are made after
+  rates: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03)  # the grid tuned
 
   @property
   def paper(self) -> bool:
@@ -70,19 +72,43 @@ FULL = Design(
     Setting("synthetic(0, 0)", "linear"),
     Setting("synthetic(0.5, 0.5)", "linear", 0.5, 0.5),
     Setting("synthetic(1, 1)", "linear", 1.0, 1.0),
-    Setting("IID", "linear", iid=True, rates=(0.03, 0.1, 0.3)),
-    Setting("digits CNN", "cnn", local=10, rounds=10, rates=(0.2, 0.4, 0.8)),
+    Setting("IID", "linear", iid=True, rates=(0.1, 0.3, 1.0, 3.0)),
+    Setting(
+      "digits CNN",
+      "cnn",
+      local=10,
+      rounds=10,
+      tuning_rounds=10,
+      rates=(0.2, 0.4, 0.8),
+    ),
   ),
   (0.0, 0.5, 0.9),
   (0.0, 0.001, 0.01, 0.1, 1.0),
   (0, 1, 2),
-  most_seeds=8,
+  most_seeds=6,
   least_seeds=3,
 )
 QUICK = Design(
   (
-    Setting("synthetic(1, 1)", "linear", 1.0, 1.0, local=2, rounds=3),
-    Setting("digits CNN", "cnn", local=2, rounds=2, rates=(0.2,)),
+    Setting(
+      "synthetic(1, 1)",
+      "linear",
+      1.0,
+      1.0,
+      clients=4,
+      local=2,
+      rounds=3,
+      tuning_rounds=3,
+    ),
+    Setting(
+      "digits CNN",
+      "cnn",
+      clients=4,
+      local=2,
+      rounds=2,
+      tuning_rounds=2,
+      rates=(0.2,),
+    ),
   ),
   (0.0, 0.9),
   (0.0, 1.0),
@@ -122,7 +148,8 @@ def jobs(design: Design, seeds, rates) -> list[Job]:
   """Every setting's jobs, the CNN's first.
 
   A job per seed of ``seeds(setting)``; in it, every fraction and method
-  at each rate of ``rates(setting, fraction, arm)``.
+  at each rate of ``rates(setting, fraction, arm)``, but FedAvg without
+  stragglers: that is FedProx at mu = 0 (:func:`collect` copies it).
   """
   return [
     Job(
@@ -132,6 +159,7 @@ def jobs(design: Design, seeds, rates) -> list[Job]:
         Config(f, *a, rate)
         for f in design.fractions
         for a in arms(design)
+        if f or a[0] != FEDAVG
         for rate in rates(s, f, a[0])
       ),
     )
@@ -141,7 +169,15 @@ def jobs(design: Design, seeds, rates) -> list[Job]:
 
 
 def tuning_jobs(design: Design) -> list[Job]:
-  return jobs(design, lambda s: design.tuning_seeds, lambda s, f, a: s.rates)
+  """Each setting's whole grid on the tuning seeds, for its tuning rounds."""
+  return [
+    job._replace(
+      setting=dataclasses.replace(job.setting, rounds=job.setting.tuning_rounds)
+    )
+    for job in jobs(
+      design, lambda s: design.tuning_seeds, lambda s, f, a: s.rates
+    )
+  ]
 
 
 def confirmation_jobs(design: Design, picked: list, plans: dict) -> list[Job]:
@@ -161,7 +197,8 @@ def collect(jobs, results) -> dict:
 
   ``val``, ``test`` and ``loss`` (training) are final values; a run
   ``diverged`` when its last training loss is above its first (or not
-  finite); ``curve_*`` are whole series.
+  finite); ``curve_*`` are whole series. Without stragglers, FedProx at
+  mu = 0 is FedAvg too.
   """
   out = {}
   for job, result in zip(jobs, results):
@@ -175,10 +212,12 @@ def collect(jobs, results) -> dict:
         "curve_loss": loss.tolist(),
         "curve_test": test.tolist(),
       }
-      key = (job.setting.name, c.fraction, c.arm, c.rate)
-      for name, value in values.items():
-        value = value if isinstance(value, list) else np.asarray(value).item()
-        out.setdefault(key, {}).setdefault(name, []).append(value)
+      also = [FEDAVG] if c.arm == arm(0.0) and not c.fraction else []
+      for name in (c.arm, *also):
+        key = (job.setting.name, c.fraction, name, c.rate)
+        for metric, value in values.items():
+          value = value if isinstance(value, list) else np.asarray(value).item()
+          out.setdefault(key, {}).setdefault(metric, []).append(value)
   return out
 
 
@@ -225,35 +264,50 @@ def family_size(design: Design) -> int:
 
 
 def plan(design: Design, picked: list[dict]) -> dict:
-  """Each setting's confirmation seeds and their power, from tuning.
+  """Each setting's confirmation seeds, and each fraction's margin.
 
-  The paired sd is the largest over the fractions of FedProx's pick minus
-  FedAvg in validation accuracy; the declared family's intervals are at
-  the Bonferroni level (Holm's is never stricter). The margin stays the
-  declared one; where the cap on seeds binds, ``reach`` is the smallest
-  margin the seeds would call equivalent with 80% power.
+  From the tuning seeds' paired sd of FedProx's pick minus FedAvg in
+  validation accuracy. A setting's fractions share their seeds: the fewest
+  that give 80% power at the declared margin at the largest of their sds,
+  up to the cap. Where those seeds fall short at a fraction, its margin
+  widens to the smallest :data:`MARGIN_STEP` they reach
+  (:func:`evidence.plan`). The declared family's intervals are at the
+  Bonferroni level (Holm's is never stricter).
+
+  Returns:
+    setting -> ``seeds``, ``alpha`` and ``cells``: per fraction, its
+    ``sd``, ``margin`` and ``power``.
   """
   plans = {}
   for s in design.settings:
     alpha = evidence.ALPHA / (family_size(design) if s.paper else 1)
-    sd = max(
-      float(np.std(np.subtract(p["val"][p["mu"]], p["val"][FEDAVG]), ddof=1))
+    sds = {
+      p["fraction"]: float(
+        np.std(np.subtract(p["val"][p["mu"]], p["val"][FEDAVG]), ddof=1)
+      )
       for p in picked
       if p["setting"] == s.name
-    )
+    }
     n = evidence.seeds_for(
-      sd, design.margin, alpha, design.most_seeds, design.least_seeds
+      max(sds.values()),
+      design.margin,
+      alpha,
+      design.most_seeds,
+      design.least_seeds,
     )
-    power = float(evidence.power(n, sd, design.margin, alpha))
-    plans[s.name] = dict(
-      sd=sd,
-      seeds=n,
-      power=power,
-      capped=power < evidence.POWER,
-      reach=evidence.margin_for(sd, n, alpha),
-      alpha=alpha,
-    )
+    cells = [
+      {"fraction": f}
+      | evidence.plan(sd, design.margin, alpha, n, n, MARGIN_STEP)
+      for f, sd in sds.items()
+    ]
+    plans[s.name] = {"seeds": n, "alpha": alpha, "cells": cells}
   return plans
+
+
+def planned(plans: dict, setting: str, fraction: float) -> dict:
+  """The plan of a setting at a straggler fraction: its margin and power."""
+  cells = plans[setting]["cells"]
+  return next(c for c in cells if c["fraction"] == fraction)
 
 
 def outcomes(a: dict, b: dict, names: tuple, margin: float) -> dict:
@@ -273,7 +327,7 @@ def outcomes(a: dict, b: dict, names: tuple, margin: float) -> dict:
   }
 
 
-def cell(design: Design, p: dict, power: float, confirmed: dict) -> dict:
+def cell(design: Design, p: dict, plans: dict, confirmed: dict) -> dict:
   """Every comparison at one setting and fraction (``p``, its picks).
 
   ``ours``: FedProx at its picked mu minus FedAvg (a Comparison, for
@@ -282,7 +336,9 @@ def cell(design: Design, p: dict, power: float, confirmed: dict) -> dict:
   largest mu against FedAvg (the paper's Figure 1).
   """
   get = lambda a: confirmed[(p["setting"], p["fraction"], a, p["rates"][a])]
-  where, margin = f"{p['setting']} at {p['fraction']:.0%}", design.margin
+  where = f"{p['setting']} at {p['fraction']:.0%}"
+  here = planned(plans, p["setting"], p["fraction"])
+  margin = here["margin"]
   cmp = lambda a, b, **kw: evidence.compare(
     get(a)["test"], get(b)["test"], names=(a, b, where), margin=margin, **kw
   )
@@ -291,7 +347,7 @@ def cell(design: Design, p: dict, power: float, confirmed: dict) -> dict:
   return {
     "setting": p["setting"],
     "fraction": p["fraction"],
-    "ours": cmp(p["mu"], FEDAVG, power=power, family=family),
+    "ours": cmp(p["mu"], FEDAVG, power=here["power"], family=family),
     "outcomes": outcomes(
       get(p["mu"]), get(FEDAVG), (p["mu"], FEDAVG, where), margin
     ),
@@ -306,8 +362,7 @@ def cell(design: Design, p: dict, power: float, confirmed: dict) -> dict:
 def record(design, picked, plans, jobs, results, **run) -> dict:
   """Everything the page says; the declared family Holm-corrected."""
   confirmed = collect(jobs, results)
-  power = lambda p: plans[p["setting"]]["power"]
-  rows = [cell(design, p, power(p), confirmed) for p in picked]
+  rows = [cell(design, p, plans, confirmed) for p in picked]
   corrected = iter(
     evidence.holm([r["ours"] for r in rows if r["ours"].family == "primary"])
   )
@@ -332,6 +387,7 @@ def record(design, picked, plans, jobs, results, **run) -> dict:
     "family": family_size(design),
     "last_rounds": LAST_ROUNDS,
     "loss_margin": LOSS_MARGIN,
+    "margin_step": MARGIN_STEP,
     "confirmation_offset": CONFIRMATION_OFFSET,
     "most_examples": synthetic.MOST,
     "plans": plans,

@@ -237,13 +237,10 @@ def plan(tuning: Sequence[dict], design: Design) -> dict:
     key = "val_all" if part == SAME_HEAD else "val_new"
     pair = [at_pick(tuning, tuning, part, m, rule, key) for m in (a, b)]
     sds.append(float(np.std(pair[0] - pair[1], ddof=1)))
-  alpha, sd = evidence.ALPHA / len(PRIMARY), max(sds)
-  most, least, margin = design.most_seeds, design.least_seeds, MARGIN
-  n = evidence.seeds_for(sd, margin, alpha, most, least)
-  if evidence.power(n, sd, margin, alpha) < evidence.POWER:
-    margin = math.ceil(4 * evidence.margin_for(sd, n, alpha)) / 4
-  power = evidence.power(n, sd, margin, alpha)
-  return {"sd": sd, "seeds": n, "margin": margin, "power": power}
+  alpha = evidence.ALPHA / len(PRIMARY)
+  return evidence.plan(
+    max(sds), MARGIN, alpha, design.most_seeds, design.least_seeds, step=0.25
+  )
 
 
 def curve(records, arm: str) -> tuple[np.ndarray, np.ndarray]:

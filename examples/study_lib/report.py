@@ -48,15 +48,14 @@ def plan(design: design_lib.Design, tunings: dict) -> dict:
       continue
     val = {m: picked_val(tunings[cell][m]["tune"]) for m in cell.methods}
     sds = [float(np.std(val[a] - val[b], ddof=1)) for a, b in cell.pairs]
-    sd = max(sds)
-    n = evidence.seeds_for(
-      sd, design.margin, alpha, design.most_seeds, design.least_seeds
+    plans[cell] = evidence.plan(
+      max(sds),
+      design.margin,
+      alpha,
+      design.most_seeds,
+      design.least_seeds,
+      step=0.25,
     )
-    margin = design.margin
-    if evidence.power(n, sd, margin, alpha) < evidence.POWER:
-      margin = math.ceil(4 * evidence.margin_for(sd, n, alpha)) / 4
-    power = evidence.power(n, sd, margin, alpha)
-    plans[cell] = {"sd": sd, "seeds": n, "margin": margin, "power": power}
   for cell in design.cells:
     if cell not in plans:
       n = max(
