@@ -125,9 +125,14 @@ def graphdef(model: str) -> nnx.GraphDef:
 
 
 def loss_fn(model: str, params, x: jax.Array, y: jax.Array) -> jax.Array:
-  """The mean cross-entropy of the model on a batch."""
+  """The mean cross-entropy of the model on a batch.
+
+  With one-hot labels: the gradient of an integer-label lookup is a
+  scatter, which made a vmapped step a third slower on CPU.
+  """
   logits = nnx.merge(graphdef(model), params)(x)
-  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+  labels = jax.nn.one_hot(y, logits.shape[-1])
+  return optax.softmax_cross_entropy(logits, labels).mean()
 
 
 class Runs(NamedTuple):
