@@ -58,7 +58,8 @@ def test_the_quick_story_writes_a_verdict_for_every_setting_and_fraction(quick):
   )
   text = (out / "fedprox.md").read_text()
   assert "`python -m examples.federated_fedprox --quick --out" in text
-  assert text.count("| synthetic(1, 1) | 90% |") == 6  # one row per table
+  assert text.count("| synthetic(1, 1) | 90% |") == 5  # one row per table
+  assert text.count("| synthetic(1, 1) | μ=1 − μ=0 |") == 1  # and the pull's
   summary = (out / "page.md").read_text()
   assert summary.startswith("a\n<!-- fedprox summary -->\nThe 2 declared")
   assert "old" not in summary and summary.endswith(
