@@ -197,9 +197,10 @@ def local_training(model, runs: Runs, budgets, clients: Clients, x, y):
     batch = held[
       jax.random.randint(jax.random.fold_in(key, t), (BATCH_SIZE,), 0, count)
     ]
+    inputs, labels = x[batch], y[batch]  # every run's
 
     def one_run(params, opt_state, mu, rate, budget):
-      grads = jax.grad(loss_fn, argnums=1)(model, params, x[batch], y[batch])
+      grads = jax.grad(loss_fn, argnums=1)(model, params, inputs, labels)
       updates, opt_state = optimizer(mu, rate).update(grads, opt_state, params)
       stepped = optax.apply_updates(params, updates)
       keep = lambda new, old: jnp.where(t < budget, new, old)

@@ -130,7 +130,8 @@ def test_the_plan_shares_seeds_across_fractions_and_widens_each_margin():
     }
     for f, sd in spread.items()
   ]
-  plan = fedprox.plan(design, picked)[s.name]
+  plans = fedprox.plan(design, picked)
+  plan = plans[s.name]
   alpha = evidence.ALPHA / fedprox.family_size(design)
   assert plan["seeds"] == 8  # the 90% fraction's sd needs more than the cap
   for c in plan["cells"]:
@@ -141,8 +142,7 @@ def test_the_plan_shares_seeds_across_fractions_and_widens_each_margin():
         c["sd"], design.margin, alpha, 8, 8, fedprox.MARGIN_STEP
       )["margin"]
     )
-  margins = [fedprox.planned(fedprox.plan(design, picked), s.name, f)["margin"]
-             for f in spread]  # fmt: skip
+  margins = [fedprox.planned(plans, s.name, f)["margin"] for f in spread]
   assert margins[0] == design.margin and margins[2] > margins[1] > 1
 
 
