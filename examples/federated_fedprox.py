@@ -18,15 +18,19 @@ Rates and mu are picked on validation, verdicts come from fresh seeds
   python -m examples.federated_fedprox --out docs/results   # make fedprox
   python -m examples.federated_fedprox --quick --out /tmp/fedprox
 
-A round is one jitted computation: ``jax.vmap`` over the runs (stragglers
-x methods x rates) and the sampled clients, ``jax.lax.fori_loop`` over
-the local steps. The runs share each client's minibatches; the clients,
-longest budget first, train in phases of halving width, so that finished
-clients cost little.
+A round is one jitted computation: ``jax.vmap`` over the data sets, the
+runs (stragglers x methods x rates) and the sampled clients,
+``jax.lax.fori_loop`` over the local steps. The synthetic sets one seed
+draws share their devices' sizes, hence who is sampled, who straggles and
+which minibatch positions each client draws, so they train in one job;
+the runs share each client's minibatches; the clients, longest budget
+first, train in phases of halving width, so that finished clients cost
+little.
 """
 
 import functools
 import json
+import operator
 import os
 import sys
 import time
@@ -235,61 +239,96 @@ def aggregate(server, params, budgets, counts):
 
 @functools.partial(jax.jit, static_argnums=0)
 def federated_round(model, runs: Runs, budgets, clients: Clients, x, y):
-  """Every run's round: its sampled clients train, its server averages.
+  """Every run's round on every data set: clients train, servers average.
 
-  ``budgets`` is ``(runs, clients)`` local steps (0: the client is
-  dropped); ``x`` and ``y`` are the pooled data.
+  ``runs`` and the pooled data ``x``, ``y`` have a leading axis of data
+  sets, which share ``budgets``, ``(runs, clients)`` local steps (0: the
+  client is dropped), and ``clients``.
   """
-  params = local_training(model, runs, budgets, clients, x, y)
-  servers = jax.vmap(aggregate, (0, 0, 0, None))(
-    runs.servers, params, budgets, clients.counts
-  )
-  return runs._replace(servers=servers)
+
+  def on(runs, x, y):
+    params = local_training(model, runs, budgets, clients, x, y)
+    servers = jax.vmap(aggregate, (0, 0, 0, None))(
+      runs.servers, params, budgets, clients.counts
+    )
+    return runs._replace(servers=servers)
+
+  return jax.vmap(on)(runs, x, y)
 
 
 def train(job: report.Job) -> dict[str, np.ndarray]:
-  """Trains a job's runs together on its seed's federation.
+  """Trains a job's runs together on its seed's federations.
 
   Returns:
-    ``val``, ``test`` (accuracy, %) and ``train_loss``, each ``(runs,
-    rounds + 1)``: before the first round and after each.
+    ``val``, ``test`` (accuracy, %) and ``train_loss``, each ``(data sets,
+    runs, evaluations)``: before the first round and after each, or with
+    ``job.curves`` false after the last :data:`report.LAST_ROUNDS` only.
+
+  Raises:
+    ValueError: if the job's data sets hold different devices.
   """
-  setting, configs = job.setting, job.configs
-  shards = load(setting, job.seed)
-  data = shards.data
-  selected, steps = schedule(setting, configs, job.seed, shards.counts)
-  init = nnx.state(MODELS[setting.model](nnx.Rngs(job.seed)))
+  first, configs = job.settings[0], job.configs[0]
+  shards = [load(s, job.seed) for s in job.settings]
+  for s, other in zip(job.settings[1:], shards[1:]):
+    same = (np.array_equal(a, b) for a, b in zip(other[1:], shards[0][1:]))
+    if not all(same):
+      raise ValueError(
+        f"job: {s.name} and {first.name} drawn by seed {job.seed} hold"
+        " different devices; train them in separate jobs."
+      )
+  selected, steps = schedule(first, configs, job.seed, shards[0].counts)
+  init = nnx.state(MODELS[first.model](nnx.Rngs(job.seed)))
+  shape = (len(job.settings), len(configs))
+  each = lambda field: jnp.array(
+    [[getattr(c, field) for c in runs] for runs in job.configs], jnp.float32
+  )
   runs = Runs(
-    jax.tree.map(lambda w: jnp.stack([w] * len(configs)), init),
-    jnp.array([c.mu for c in configs], jnp.float32),
-    jnp.array([c.rate for c in configs], jnp.float32),
+    jax.tree.map(lambda w: jnp.broadcast_to(w, (*shape, *w.shape)), init),
+    each("mu"),
+    each("rate"),
   )
-  real = shards.counts.sum()  # the rest pads the synthetic pool
-  chunks, parts = evaluation.held_out(
-    {
-      "val": (data.val_x, data.val_y),
-      "test": (data.test_x, data.test_y),
-      "train": (data.train_x[:real], data.train_y[:real]),
-    }
-  )
-  structure = graphdef(setting.model)
-  history = [evaluation.evaluate_models(runs.servers, structure, parts, chunks)]
+  x, y = (jnp.stack([s.data[i] for s in shards]) for i in (0, 1))
+  real = shards[0].counts.sum()  # the rest pads the synthetic pool
+  held_out = [
+    evaluation.held_out(
+      {
+        "val": (s.data.val_x, s.data.val_y),
+        "test": (s.data.test_x, s.data.test_y),
+        "train": (s.data.train_x[:real], s.data.train_y[:real]),
+      }
+    )
+    for s in shards
+  ]
+  structure = graphdef(first.model)
+  evaluate = lambda: [
+    evaluation.evaluate_models(
+      jax.tree.map(operator.itemgetter(d), runs.servers),
+      structure,
+      parts,
+      chunks,
+    )
+    for d, (chunks, parts) in enumerate(held_out)
+  ]
+  first_kept = 0 if job.curves else first.rounds + 1 - report.LAST_ROUNDS
+  history = [evaluate()] if first_kept == 0 else []
   for r, chosen in enumerate(selected):
     key = jax.random.fold_in(jax.random.key(job.seed), r)
     clients = Clients(
-      shards.held[chosen],
-      shards.counts[chosen],
-      jax.random.split(key, setting.clients),
+      shards[0].held[chosen],
+      shards[0].counts[chosen],
+      jax.random.split(key, first.clients),
     )
-    runs = federated_round(setting.model, runs, steps[r], clients, *data[:2])
-    history.append(
-      evaluation.evaluate_models(runs.servers, structure, parts, chunks)
-    )
-  history = jax.device_get(history)
+    runs = federated_round(first.model, runs, steps[r], clients, x, y)
+    if r + 1 >= first_kept:
+      history.append(evaluate())
+  history = jax.device_get(history)  # [evaluation][data set][split]
+  series = lambda split, i, scale: np.moveaxis(
+    [[scale * d[split][i] for d in h] for h in history], 0, -1
+  )
   return {
-    "val": np.array([100 * h["val"][1] for h in history]).T,
-    "test": np.array([100 * h["test"][1] for h in history]).T,
-    "train_loss": np.array([h["train"][0] for h in history]).T,
+    "val": series("val", 1, 100),
+    "test": series("test", 1, 100),
+    "train_loss": series("train", 0, 1),
   }
 
 

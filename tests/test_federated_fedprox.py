@@ -7,6 +7,7 @@ restatement of FedProx's client update.
 """
 
 import dataclasses
+import itertools
 import json
 import pathlib
 
@@ -146,6 +147,60 @@ def test_the_plan_shares_seeds_across_fractions_and_widens_each_margin():
   assert margins[0] == design.margin and margins[2] > margins[1] > 1
 
 
+def test_one_seeds_data_sets_of_a_model_train_in_one_job():
+  design = fedprox.FULL
+  tuning = fedprox.tuning_jobs(design)
+  synthetic_names = [s.name for s in design.settings if s.paper]
+  fractions = lambda job: {c.fraction for c in job.configs[0]}
+  assert [
+    ([s.name for s in j.settings], j.seed, fractions(j)) for j in tuning
+  ] == [
+    (names, seed, {f})
+    for names in (synthetic_names, ["digits CNN"])  # the longest jobs first
+    for seed in design.tuning_seeds
+    for f in design.fractions
+  ]
+  for job in tuning:
+    assert not job.curves
+    assert {s.rounds for s in job.settings} == {job.settings[0].tuning_rounds}
+    assert len({len(c) for c in job.configs}) == 1
+    for s, configs in zip(job.settings, job.configs):
+      assert {c.rate for c in configs} == set(s.rates)
+  seeds = {name: 6 for name in synthetic_names} | {"IID": 4, "digits CNN": 3}
+  plans = {name: {"seeds": n} for name, n in seeds.items()}
+  rates = {a: 0.01 for a, _, _ in fedprox.arms(design)}
+  picked = [
+    {"setting": s.name, "fraction": f, "rates": rates}
+    for s in design.settings
+    for f in design.fractions
+  ]
+  confirmation = fedprox.confirmation_jobs(design, picked, plans)
+  held = [(j.seed, len(j.settings)) for j in confirmation]
+  offset = fedprox.CONFIRMATION_OFFSET
+  assert held == [(offset + i, 4 if i < 4 else 3) for i in range(6)] + [
+    (offset + i, 1) for i in range(3)
+  ]
+  assert all(j.curves and len(j.configs[0]) == 17 for j in confirmation)
+  unequal = dataclasses.replace(design.settings[3], local=10)
+  with pytest.raises(ValueError, match=r"design.settings: the linear"):
+    fedprox.tuning_jobs(
+      dataclasses.replace(design, settings=(design.settings[0], unequal))
+    )
+
+
+def test_a_job_refuses_data_sets_that_hold_different_devices(monkeypatch):
+  setting = fedprox.QUICK.settings[0]
+  other = dataclasses.replace(setting, name="other")
+  load = story.load
+  fewer = lambda s, seed: load(s, seed)._replace(
+    counts=load(s, seed).counts - (s.name == "other")
+  )
+  monkeypatch.setattr(story, "load", fewer)
+  job = fedprox.Job((setting, other), 0, ((), ()))
+  with pytest.raises(ValueError, match="job: other and synthetic"):
+    story.train(job)
+
+
 # ---------------------------------------------------------- the data -----
 
 
@@ -244,10 +299,10 @@ def numpy_client(w, b, x, y, batches, mu, rate):
   return w, b
 
 
-def linear(params, run: int) -> tuple[np.ndarray, np.ndarray]:
-  """Run ``run``'s kernel and bias, from stacked parameters."""
+def linear(params, d: int, run: int) -> tuple[np.ndarray, np.ndarray]:
+  """Run ``run``'s kernel and bias on data set ``d``, from stacked ones."""
   model = nnx.merge(
-    story.graphdef("linear"), jax.tree.map(lambda a: a[run], params)
+    story.graphdef("linear"), jax.tree.map(lambda a: a[d, run], params)
   )
   return np.asarray(model.kernel[...]), np.asarray(model.bias[...])
 
@@ -264,10 +319,10 @@ def draws(key, steps: int, count: int) -> list[np.ndarray]:
   ]
 
 
-def test_a_round_matches_a_numpy_restatement_of_fedprox():
+def test_a_round_matches_a_numpy_restatement_of_fedprox_on_each_data_set():
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(12, synthetic.DIMENSION)).astype(np.float32)
-  y = rng.integers(0, synthetic.CLASSES, 12).astype(np.int32)
+  x = rng.normal(size=(2, 12, synthetic.DIMENSION)).astype(np.float32)
+  y = rng.integers(0, synthetic.CLASSES, (2, 12)).astype(np.int32)
   held = np.array(
     [[0, 1, 2, 3, 4, 0], [5, 6, 7, 8, 9, 10], [11, 10, 9, 8, 11, 10]],
     np.int32,
@@ -275,25 +330,31 @@ def test_a_round_matches_a_numpy_restatement_of_fedprox():
   counts = np.array([5, 6, 4], np.int32)
   # Run 0 drops client 1; client 2 trains longest, so the phases reorder.
   budgets = np.array([[3, 0, 5], [3, 2, 1]], np.int32)
-  mu, rate = np.array([0.0, 0.5], np.float32), np.array([0.1, 0.2], np.float32)
+  mu = np.array([[0.0, 0.5], [1.0, 0.0]], np.float32)  # per data set, run
+  rate = np.array([[0.1, 0.2], [0.05, 0.3]], np.float32)
   server = nnx.state(story.MODELS["linear"](nnx.Rngs(0)))
-  servers = jax.tree.map(lambda w: jnp.stack([w, w + 0.1]), server)
+  servers = jax.tree.map(
+    lambda w: jnp.stack([jnp.stack([w, w + 0.1]), jnp.stack([w - 0.1, w])]),
+    server,
+  )
   keys = jax.random.split(jax.random.key(3), 3)
   runs = story.Runs(servers, jnp.asarray(mu), jnp.asarray(rate))
   clients = story.Clients(jnp.asarray(held), jnp.asarray(counts), keys)
   after = story.federated_round("linear", runs, budgets, clients, x, y).servers
-  for run in range(2):
-    w, b = linear(servers, run)
+  for d, run in itertools.product(range(2), range(2)):
+    w, b = linear(servers, d, run)
     expected_w, expected_b, total = 0.0, 0.0, 0
     for c in range(3):
       if budgets[run, c] == 0:
         continue  # dropped
-      batches = [held[c][d] for d in draws(keys[c], budgets[run, c], counts[c])]
-      client_w, client_b = numpy_client(w, b, x, y, batches, mu[run], rate[run])
+      batches = [held[c][i] for i in draws(keys[c], budgets[run, c], counts[c])]
+      client_w, client_b = numpy_client(
+        w, b, x[d], y[d], batches, mu[d, run], rate[d, run]
+      )
       expected_w = expected_w + counts[c] * client_w
       expected_b = expected_b + counts[c] * client_b
       total += counts[c]
-    got_w, got_b = linear(after, run)
+    got_w, got_b = linear(after, d, run)
     np.testing.assert_allclose(got_w, expected_w / total, atol=2e-5)
     np.testing.assert_allclose(got_b, expected_b / total, atol=2e-5)
 

@@ -129,11 +129,20 @@ class Config(NamedTuple):
 
 
 class Job(NamedTuple):
-  """Runs trained together: one setting, one seed, one federation."""
+  """Runs trained together: one seed's data sets of one model.
 
-  setting: Setting
+  The synthetic sets one seed draws have the same device sizes, so the
+  same clients are sampled and straggle and draw minibatches at the same
+  positions; only their examples differ. A job trains them side by side:
+  ``configs[i]`` are the runs on ``settings[i]``, the same methods at its
+  rates. ``curves``: evaluate after every round (confirmation), or only
+  after the last :data:`LAST_ROUNDS` (tuning reads nothing else).
+  """
+
+  settings: tuple[Setting, ...]
   seed: int
-  configs: tuple[Config, ...]
+  configs: tuple[tuple[Config, ...], ...]
+  curves: bool = True
 
 
 def arm(mu: float) -> str:
@@ -144,40 +153,63 @@ def arms(design: Design) -> list[tuple[str, float, bool]]:
   return [(FEDAVG, 0.0, True), *((arm(mu), mu, False) for mu in design.mus)]
 
 
-def jobs(design: Design, seeds, rates) -> list[Job]:
-  """Every setting's jobs, the CNN's first.
+def jobs(design: Design, seeds, rates, tuning: bool = False) -> list[Job]:
+  """Every seed's jobs, the synthetic sets' first (they take longest).
 
-  A job per seed of ``seeds(setting)``; in it, every fraction and method
-  at each rate of ``rates(setting, fraction, arm)``, but FedAvg without
-  stragglers: that is FedProx at mu = 0 (:func:`collect` copies it).
+  A job per model and seed, with each setting of that model whose
+  ``seeds(setting)`` holds the seed. In it, every fraction and method at
+  each rate of ``rates(setting, fraction, arm)``, but FedAvg without
+  stragglers: that is FedProx at mu = 0 (:func:`collect` copies it). A
+  ``tuning`` job trains for the settings' tuning rounds, without curves,
+  and one straggler fraction: a whole grid on four data sets holds too
+  many runs' parameters for the cache, and a fraction's stragglers all
+  stop early (:func:`examples.federated_fedprox.local_training`).
+
+  Raises:
+    ValueError: if one model's settings differ in how they train
+      (clients, local work, rounds) or in how many rates they try.
   """
-  return [
-    Job(
-      s,
-      seed,
-      tuple(
-        Config(f, *a, rate)
-        for f in design.fractions
-        for a in arms(design)
-        if f or a[0] != FEDAVG
-        for rate in rates(s, f, a[0])
-      ),
-    )
-    for s in sorted(design.settings, key=lambda s: s.paper)
-    for seed in seeds(s)
-  ]
+  runs = lambda s, fractions: tuple(
+    Config(f, *a, rate)
+    for f in fractions
+    for a in arms(design)
+    if f or a[0] != FEDAVG
+    for rate in rates(s, f, a[0])
+  )
+  split = [(f,) for f in design.fractions] if tuning else [design.fractions]
+  shared = lambda s: (s.clients, s.local, s.rounds, s.tuning_rounds)
+  out = []
+  by_paper = sorted(design.settings, key=lambda s: not s.paper)
+  for model in dict.fromkeys(s.model for s in by_paper):
+    group = [s for s in design.settings if s.model == model]
+    if len({(*shared(s), len(runs(s, design.fractions))) for s in group}) > 1:
+      raise ValueError(
+        f"design.settings: the {model} settings {[s.name for s in group]}"
+        " train together, so they need the same clients, local, rounds and"
+        " number of rates; give them equal values, or another model."
+      )
+    for seed in sorted(set().union(*(seeds(s) for s in group))):
+      here = [s for s in group if seed in seeds(s)]
+      for fractions in split:
+        out.append(
+          Job(
+            tuple(
+              dataclasses.replace(s, rounds=s.tuning_rounds) if tuning else s
+              for s in here
+            ),
+            seed,
+            tuple(runs(s, fractions) for s in here),
+            curves=not tuning,
+          )
+        )
+  return out
 
 
 def tuning_jobs(design: Design) -> list[Job]:
-  """Each setting's whole grid on the tuning seeds, for its tuning rounds."""
-  return [
-    job._replace(
-      setting=dataclasses.replace(job.setting, rounds=job.setting.tuning_rounds)
-    )
-    for job in jobs(
-      design, lambda s: design.tuning_seeds, lambda s, f, a: s.rates
-    )
-  ]
+  """Each setting's whole grid on the tuning seeds (:func:`jobs`)."""
+  return jobs(
+    design, lambda s: design.tuning_seeds, lambda s, f, a: s.rates, True
+  )
 
 
 def confirmation_jobs(design: Design, picked: list, plans: dict) -> list[Job]:
@@ -195,29 +227,34 @@ def confirmation_jobs(design: Design, picked: list, plans: dict) -> list[Job]:
 def collect(jobs, results) -> dict:
   """``{(setting, fraction, arm, rate): {metric: one value per seed}}``.
 
-  ``val``, ``test`` and ``loss`` (training) are final values; a run
-  ``diverged`` when its last training loss is above its first (or not
-  finite); ``curve_*`` are whole series. Without stragglers, FedProx at
-  mu = 0 is FedAvg too.
+  ``val``, ``test`` and ``loss`` (training) are final values. With curves,
+  a run ``diverged`` when its last training loss is above its first (or
+  not finite), and ``curve_*`` are its whole series. Without stragglers,
+  FedProx at mu = 0 is FedAvg too.
   """
   out = {}
   for job, result in zip(jobs, results):
-    for i, c in enumerate(job.configs):
-      loss, test = result["train_loss"][i], result["test"][i]
-      values = {
-        "val": np.mean(result["val"][i][-LAST_ROUNDS:]),
-        "test": np.mean(test[-LAST_ROUNDS:]),
-        "loss": np.mean(loss[-LAST_ROUNDS:]),
-        "diverged": not np.isfinite(loss[-1]) or loss[-1] > loss[0],
-        "curve_loss": loss.tolist(),
-        "curve_test": test.tolist(),
-      }
-      also = [FEDAVG] if c.arm == arm(0.0) and not c.fraction else []
-      for name in (c.arm, *also):
-        key = (job.setting.name, c.fraction, name, c.rate)
-        for metric, value in values.items():
-          value = value if isinstance(value, list) else np.asarray(value).item()
-          out.setdefault(key, {}).setdefault(metric, []).append(value)
+    for d, (setting, configs) in enumerate(zip(job.settings, job.configs)):
+      for i, c in enumerate(configs):
+        loss, test = result["train_loss"][d, i], result["test"][d, i]
+        values = {
+          "val": np.mean(result["val"][d, i][-LAST_ROUNDS:]),
+          "test": np.mean(test[-LAST_ROUNDS:]),
+          "loss": np.mean(loss[-LAST_ROUNDS:]),
+        }
+        if job.curves:
+          values |= {
+            "diverged": not np.isfinite(loss[-1]) or loss[-1] > loss[0],
+            "curve_loss": loss.tolist(),
+            "curve_test": test.tolist(),
+          }
+        also = [FEDAVG] if c.arm == arm(0.0) and not c.fraction else []
+        for name in (c.arm, *also):
+          key = (setting.name, c.fraction, name, c.rate)
+          for metric, value in values.items():
+            if not isinstance(value, list):
+              value = np.asarray(value).item()
+            out.setdefault(key, {}).setdefault(metric, []).append(value)
   return out
 
 
