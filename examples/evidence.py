@@ -30,6 +30,7 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import tempfile
 from typing import Any
 
 import jinja2
@@ -396,10 +397,17 @@ def bootstrap(
   return float(interval.low), float(interval.high)
 
 
-def _one_thread() -> None:
-  """Makes this process's XLA (not yet started) compute on one thread."""
+def _worker(cache: str) -> None:
+  """Sets up a worker process before its first job.
+
+  Its XLA (not yet started) computes on one thread, and its compiled
+  programs go to, and come from, the run's shared ``cache`` directory.
+  """
+  import jax  # noqa: PLC0415  (the parent need not import it)
+
   flags = os.environ.get("XLA_FLAGS", "")
   os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false"
+  jax.config.update("jax_compilation_cache_dir", cache)
 
 
 def run_jobs(
@@ -412,7 +420,9 @@ def run_jobs(
 
   With one worker everything runs here; with more, each argument goes to
   the next free process, whose XLA computes on one thread: the processes,
-  not XLA's threads, share the cores. A progress bar counts finished jobs.
+  not XLA's threads, share the cores. The processes share a temporary
+  compilation cache, so that a program one has compiled, the others load.
+  A progress bar counts finished jobs.
 
   Args:
     job: a function of the module level (it is pickled by name).
@@ -433,9 +443,12 @@ def run_jobs(
     bar.close()
     return results
   context = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(
-    workers, context, initializer=_one_thread
-  ) as pool:
+  with (
+    tempfile.TemporaryDirectory(prefix="jax-cache-") as cache,
+    concurrent.futures.ProcessPoolExecutor(
+      workers, context, initializer=_worker, initargs=(cache,)
+    ) as pool,
+  ):
     futures = [pool.submit(job, argument) for argument in arguments]
     for _ in concurrent.futures.as_completed(futures):
       bar.update()

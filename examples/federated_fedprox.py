@@ -261,8 +261,9 @@ def train(job: report.Job) -> dict[str, np.ndarray]:
 
   Returns:
     ``val``, ``test`` (accuracy, %) and ``train_loss``, each ``(data sets,
-    runs, evaluations)``: before the first round and after each, or with
-    ``job.curves`` false after the last :data:`report.LAST_ROUNDS` only.
+    runs, evaluations)``: before the first round and after each. Without
+    ``job.curves`` (tuning), only ``val``, after the last
+    :data:`report.LAST_ROUNDS` rounds: tuning computes no test accuracy.
 
   Raises:
     ValueError: if the job's data sets hold different devices.
@@ -291,11 +292,15 @@ def train(job: report.Job) -> dict[str, np.ndarray]:
   real = shards[0].counts.sum()  # the rest pads the synthetic pool
   held_out = [
     evaluation.held_out(
-      {
-        "val": (s.data.val_x, s.data.val_y),
-        "test": (s.data.test_x, s.data.test_y),
-        "train": (s.data.train_x[:real], s.data.train_y[:real]),
-      }
+      {"val": (s.data.val_x, s.data.val_y)}
+      | (
+        {
+          "test": (s.data.test_x, s.data.test_y),
+          "train": (s.data.train_x[:real], s.data.train_y[:real]),
+        }
+        if job.curves
+        else {}
+      )
     )
     for s in shards
   ]
@@ -325,11 +330,10 @@ def train(job: report.Job) -> dict[str, np.ndarray]:
   series = lambda split, i, scale: np.moveaxis(
     [[scale * d[split][i] for d in h] for h in history], 0, -1
   )
-  return {
-    "val": series("val", 1, 100),
-    "test": series("test", 1, 100),
-    "train_loss": series("train", 0, 1),
-  }
+  out = {"val": series("val", 1, 100)}
+  if job.curves:
+    out |= {"test": series("test", 1, 100), "train_loss": series("train", 0, 1)}
+  return out
 
 
 def main(argv: list[str] | None = None) -> dict:

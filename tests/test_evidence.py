@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 
+import jax
 import numpy as np
 import pytest
 import scipy.stats
@@ -139,10 +140,18 @@ def test_the_bootstrap_interval_holds_the_estimate_and_repeats():
   assert evidence.bootstrap(statistic, a, b) == (low, high)
 
 
+def compilation_cache(_) -> str:
+  """The worker's persistent compilation cache directory."""
+  return jax.config.jax_compilation_cache_dir
+
+
 def test_jobs_on_two_workers_come_back_in_order_computed_on_one_thread():
   assert evidence.run_jobs(math.sqrt, [16.0, 4.0, 9.0], workers=2) == [4, 2, 3]
   flags = evidence.run_jobs(os.getenv, ["XLA_FLAGS"], workers=2)[0]
   assert "--xla_cpu_multi_thread_eigen=false" in flags.split()
+  caches = evidence.run_jobs(compilation_cache, range(4), workers=2)
+  assert len(set(caches)) == 1 and caches[0]  # one, shared by the workers
+  assert not os.path.exists(caches[0])  # and removed after the run
 
 
 def test_the_template_fails_on_a_name_the_record_lacks(tmp_path):

@@ -188,6 +188,15 @@ def test_one_seeds_data_sets_of_a_model_train_in_one_job():
     )
 
 
+def test_tuning_evaluates_validation_only_and_after_its_last_rounds():
+  job = fedprox.tuning_jobs(fedprox.QUICK)[0]
+  result = story.train(job)
+  assert list(result) == ["val"]  # tuning computes no test accuracy
+  runs = (len(job.settings), len(job.configs[0]), fedprox.LAST_ROUNDS)
+  assert result["val"].shape == runs
+  assert np.all((0 <= result["val"]) & (result["val"] <= 100))
+
+
 def test_a_job_refuses_data_sets_that_hold_different_devices(monkeypatch):
   setting = fedprox.QUICK.settings[0]
   other = dataclasses.replace(setting, name="other")

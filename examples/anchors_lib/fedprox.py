@@ -135,8 +135,9 @@ class Job(NamedTuple):
   same clients are sampled and straggle and draw minibatches at the same
   positions; only their examples differ. A job trains them side by side:
   ``configs[i]`` are the runs on ``settings[i]``, the same methods at its
-  rates. ``curves``: evaluate after every round (confirmation), or only
-  after the last :data:`LAST_ROUNDS` (tuning reads nothing else).
+  rates. ``curves``: evaluate every split after every round
+  (confirmation), or only validation after the last :data:`LAST_ROUNDS`
+  (tuning reads nothing else).
   """
 
   settings: tuple[Setting, ...]
@@ -227,23 +228,22 @@ def confirmation_jobs(design: Design, picked: list, plans: dict) -> list[Job]:
 def collect(jobs, results) -> dict:
   """``{(setting, fraction, arm, rate): {metric: one value per seed}}``.
 
-  ``val``, ``test`` and ``loss`` (training) are final values. With curves,
-  a run ``diverged`` when its last training loss is above its first (or
-  not finite), and ``curve_*`` are its whole series. Without stragglers,
-  FedProx at mu = 0 is FedAvg too.
+  ``val`` is a final value (the mean over the last :data:`LAST_ROUNDS`),
+  and a tuning job's only one. With curves, so are ``test`` and ``loss``
+  (training); a run ``diverged`` when its last training loss is above its
+  first (or not finite); ``curve_*`` are its whole series. Without
+  stragglers, FedProx at mu = 0 is FedAvg too.
   """
   out = {}
   for job, result in zip(jobs, results):
     for d, (setting, configs) in enumerate(zip(job.settings, job.configs)):
       for i, c in enumerate(configs):
-        loss, test = result["train_loss"][d, i], result["test"][d, i]
-        values = {
-          "val": np.mean(result["val"][d, i][-LAST_ROUNDS:]),
-          "test": np.mean(test[-LAST_ROUNDS:]),
-          "loss": np.mean(loss[-LAST_ROUNDS:]),
-        }
+        values = {"val": np.mean(result["val"][d, i][-LAST_ROUNDS:])}
         if job.curves:
+          loss, test = result["train_loss"][d, i], result["test"][d, i]
           values |= {
+            "test": np.mean(test[-LAST_ROUNDS:]),
+            "loss": np.mean(loss[-LAST_ROUNDS:]),
             "diverged": not np.isfinite(loss[-1]) or loss[-1] > loss[0],
             "curve_loss": loss.tolist(),
             "curve_test": test.tolist(),
