@@ -270,9 +270,9 @@ def train(job: report.Job) -> dict[str, np.ndarray]:
   """
   first, configs = job.settings[0], job.configs[0]
   shards = [load(s, job.seed) for s in job.settings]
+  devices = lambda shard: (shard.held.tobytes(), shard.counts.tobytes())
   for s, other in zip(job.settings[1:], shards[1:]):
-    same = (np.array_equal(a, b) for a, b in zip(other[1:], shards[0][1:]))
-    if not all(same):
+    if devices(other) != devices(shards[0]):
       raise ValueError(
         f"job: {s.name} and {first.name} drawn by seed {job.seed} hold"
         " different devices; train them in separate jobs."

@@ -152,14 +152,15 @@ def test_one_seeds_data_sets_of_a_model_train_in_one_job():
   tuning = fedprox.tuning_jobs(design)
   synthetic_names = [s.name for s in design.settings if s.paper]
   fractions = lambda job: {c.fraction for c in job.configs[0]}
-  assert [
-    ([s.name for s in j.settings], j.seed, fractions(j)) for j in tuning
-  ] == [
-    (names, seed, {f})
-    for names in (synthetic_names, ["digits CNN"])  # the longest jobs first
+  apart = [  # several data sets: a job per straggler fraction
+    (synthetic_names, seed, {f})
     for seed in design.tuning_seeds
     for f in design.fractions
   ]
+  together = [(["digits CNN"], s, set(design.fractions)) for s in (0, 1, 2)]
+  assert [
+    ([s.name for s in j.settings], j.seed, fractions(j)) for j in tuning
+  ] == apart + together  # the longest jobs first
   for job in tuning:
     assert not job.curves
     assert {s.rounds for s in job.settings} == {job.settings[0].tuning_rounds}

@@ -161,10 +161,11 @@ def jobs(design: Design, seeds, rates, tuning: bool = False) -> list[Job]:
   ``seeds(setting)`` holds the seed. In it, every fraction and method at
   each rate of ``rates(setting, fraction, arm)``, but FedAvg without
   stragglers: that is FedProx at mu = 0 (:func:`collect` copies it). A
-  ``tuning`` job trains for the settings' tuning rounds, without curves,
-  and one straggler fraction: a whole grid on four data sets holds too
-  many runs' parameters for the cache, and a fraction's stragglers all
-  stop early (:func:`examples.federated_fedprox.local_training`).
+  ``tuning`` job trains for the settings' tuning rounds, without curves;
+  with several data sets, it takes one straggler fraction: their whole
+  grids hold too many runs' parameters for the cache, and a fraction's
+  stragglers all stop early
+  (:func:`examples.federated_fedprox.local_training`).
 
   Raises:
     ValueError: if one model's settings differ in how they train
@@ -177,7 +178,6 @@ def jobs(design: Design, seeds, rates, tuning: bool = False) -> list[Job]:
     if f or a[0] != FEDAVG
     for rate in rates(s, f, a[0])
   )
-  split = [(f,) for f in design.fractions] if tuning else [design.fractions]
   shared = lambda s: (s.clients, s.local, s.rounds, s.tuning_rounds)
   out = []
   by_paper = sorted(design.settings, key=lambda s: not s.paper)
@@ -190,19 +190,16 @@ def jobs(design: Design, seeds, rates, tuning: bool = False) -> list[Job]:
         " number of rates; give them equal values, or another model."
       )
     for seed in sorted(set().union(*(seeds(s) for s in group))):
-      here = [s for s in group if seed in seeds(s)]
-      for fractions in split:
-        out.append(
-          Job(
-            tuple(
-              dataclasses.replace(s, rounds=s.tuning_rounds) if tuning else s
-              for s in here
-            ),
-            seed,
-            tuple(runs(s, fractions) for s in here),
-            curves=not tuning,
-          )
-        )
+      here = tuple(s for s in group if seed in seeds(s))
+      if tuning:
+        short = lambda s: dataclasses.replace(s, rounds=s.tuning_rounds)
+        here = tuple(map(short, here))
+      split = tuning and len(here) > 1
+      parts = [(f,) for f in design.fractions] if split else [design.fractions]
+      out += [
+        Job(here, seed, tuple(runs(s, p) for s in here), curves=not tuning)
+        for p in parts
+      ]
   return out
 
 
