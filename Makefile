@@ -66,5 +66,5 @@ help:  ## list the targets
 l2sp: $(VENV)/.installed  ## L2-SP and EWC against forgetting, and L2-SP's transfer, tuned then confirmed on real digits (examples/finetune_l2sp.py, its time on docs/results/l2sp.md), into docs/results and docs/anchors.md
 	$(BIN)/python -m examples.finetune_l2sp --out docs/results --workers 2 --summary docs/anchors.md
 
-fedprox: $(VENV)/.installed  ## FedProx against FedAvg with stragglers in the paper's regime (synthetic data) and on digits, tuned then confirmed (examples/federated_fedprox.py; 449 s on 2 cores), into docs/results and docs/anchors.md
+fedprox: $(VENV)/.installed  ## FedProx against FedAvg with stragglers in the paper's regime (synthetic data) and on digits, tuned then confirmed (examples/federated_fedprox.py; 454 s on 2 cores), into docs/results and docs/anchors.md
 	$(BIN)/python -m examples.federated_fedprox --out docs/results --workers 2 --summary docs/anchors.md
