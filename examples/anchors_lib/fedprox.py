@@ -163,8 +163,8 @@ def jobs(design: Design, seeds, rates, tuning: bool = False) -> list[Job]:
   stragglers: that is FedProx at mu = 0 (:func:`collect` copies it). A
   ``tuning`` job trains for the settings' tuning rounds, without curves;
   with several data sets, it takes one straggler fraction: their whole
-  grids hold too many runs' parameters for the cache, and a fraction's
-  stragglers all stop early
+  grids together run slower than apart (too many runs' parameters for the
+  cache), and a fraction's stragglers all stop early
   (:func:`examples.federated_fedprox.local_training`).
 
   Raises:
